@@ -1,0 +1,1 @@
+"""Real PostgreSQL fixtures (owned by the store work)."""

@@ -1,0 +1,432 @@
+"""Node pages: raw JSON bytes -> typed wire Structs -> :class:`NodeRecord`.
+
+Accepted inputs: a ``NodeList`` page (what ``GET /api/v1/nodes?limit=N`` returns), a single
+``Node`` object, or a JSON array of Node objects (the support-bundle format of some tools).
+
+Nothing here raises on bad content. A field that is wrong is recorded in
+``NodeRecord.problems`` and the rest of the node is kept; a node that cannot be identified (not
+an object, no name or no uid) is skipped and recorded in ``NodePage.problems``. Only bytes that
+are not JSON at all, or JSON that is not a node list, raise :class:`MalformedResponseError`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from collector.errors import MalformedResponseError
+from collector.normalize import wire
+from collector.normalize.quantity import to_base_number, to_integer, to_millicores
+from collector.normalize.salvage import salvage
+from collector.records import NodeCondition, NodeRecord, Taint, content_hash
+
+__all__ = [
+    "NodePage",
+    "ProviderInfo",
+    "decode_node_page",
+    "node_roles",
+    "normalize_node",
+    "parse_provider_id",
+]
+
+_INT64_MAX = 2**63 - 1
+
+ROLE_LABEL_PREFIX = "node-role.kubernetes.io/"
+LEGACY_ROLE_LABEL = "kubernetes.io/role"
+REGION_LABELS = ("topology.kubernetes.io/region", "failure-domain.beta.kubernetes.io/region")
+ZONE_LABELS = ("topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone")
+INSTANCE_TYPE_LABELS = ("node.kubernetes.io/instance-type", "beta.kubernetes.io/instance-type")
+GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
+
+_node_list_decoder = msgspec.json.Decoder(wire.NodeList)
+_node_decoder = msgspec.json.Decoder(wire.Node)
+_node_array_decoder = msgspec.json.Decoder(list[wire.Node])
+_raw_list_decoder = msgspec.json.Decoder(wire.RawNodeList)
+_any_decoder = msgspec.json.Decoder()
+
+
+class NodePage(msgspec.Struct, kw_only=True):
+    nodes: list[NodeRecord]
+    continue_token: str | None = None
+    resource_version: str | None = None
+    remaining_item_count: int | None = None
+    # Nodes that were skipped because they could not be identified, and page-level oddities.
+    problems: list[str] = []
+
+
+# --- decoding ------------------------------------------------------------------------------
+
+
+def decode_node_page(raw: bytes) -> NodePage:
+    """Decode one page of nodes and normalize every node in it."""
+    stripped = raw.lstrip()[:1]
+    if stripped == b"[":
+        return _decode_array(raw)
+    try:
+        page = _node_list_decoder.decode(raw)
+    except msgspec.ValidationError:
+        return _decode_salvaging(raw)
+    except msgspec.DecodeError as exc:
+        raise MalformedResponseError(f"node list is not valid JSON: {exc}") from exc
+    if page.kind == "Node" and page.items is None:
+        return _decode_single(raw)
+    problems: list[str] = []
+    if page.kind not in ("NodeList", ""):
+        raise MalformedResponseError(f"expected a NodeList, got kind {page.kind!r}")
+    meta = page.metadata or wire.ListMeta()
+    return NodePage(
+        nodes=_normalize_all(page.items or (), problems),
+        continue_token=meta.continue_ or None,
+        resource_version=meta.resource_version,
+        remaining_item_count=meta.remaining_item_count,
+        problems=problems,
+    )
+
+
+def _decode_single(raw: bytes) -> NodePage:
+    try:
+        node = _node_decoder.decode(raw)
+    except msgspec.ValidationError:
+        return _salvage_items([_any_decoder.decode(raw)])
+    problems: list[str] = []
+    return NodePage(nodes=_normalize_all((node,), problems), problems=problems)
+
+
+def _decode_array(raw: bytes) -> NodePage:
+    try:
+        nodes = _node_array_decoder.decode(raw)
+    except msgspec.ValidationError:
+        return _salvage_items(_any_decoder.decode(raw))
+    except msgspec.DecodeError as exc:
+        raise MalformedResponseError(f"node array is not valid JSON: {exc}") from exc
+    problems: list[str] = []
+    return NodePage(nodes=_normalize_all(nodes, problems), problems=problems)
+
+
+def _decode_salvaging(raw: bytes) -> NodePage:
+    try:
+        page = _raw_list_decoder.decode(raw)
+    except msgspec.ValidationError as exc:  # top level is not an object
+        raise MalformedResponseError(f"expected a NodeList object: {exc}") from exc
+    if page.kind == "Node" and page.items is None:
+        return _salvage_items([_any_decoder.decode(raw)])
+    if page.kind not in ("NodeList", "", None):
+        raise MalformedResponseError(f"expected a NodeList, got kind {page.kind!r}")
+    problems: list[str] = []
+    meta = wire.ListMeta()
+    if page.metadata is not None:
+        if isinstance(page.metadata, dict):
+            meta = salvage(page.metadata, wire.ListMeta, "metadata", problems)
+        else:
+            problems.append("metadata: expected object")
+    items = page.items
+    if items is None:
+        items = []
+    elif not isinstance(items, list):
+        raise MalformedResponseError("NodeList items is not an array")
+    result = _salvage_items(items)
+    return NodePage(
+        nodes=result.nodes,
+        continue_token=meta.continue_ or None,
+        resource_version=meta.resource_version,
+        remaining_item_count=meta.remaining_item_count,
+        problems=problems + result.problems,
+    )
+
+
+def _salvage_items(items: Any) -> NodePage:
+    if not isinstance(items, list):
+        raise MalformedResponseError("expected an array of nodes")
+    page_problems: list[str] = []
+    nodes: list[NodeRecord] = []
+    for index, item in enumerate(items):
+        where = f"items[{index}]"
+        if not isinstance(item, dict):
+            page_problems.append(f"{where}: skipped, not an object")
+            continue
+        problems: list[str] = []
+        try:
+            node = msgspec.convert(item, wire.Node)
+        except msgspec.ValidationError:
+            node = salvage(item, wire.Node, where, problems)
+        record = normalize_node(node, problems)
+        if record is None:
+            page_problems.append(f"{where}: skipped, {problems[-1]}")
+        else:
+            nodes.append(record)
+    return NodePage(nodes=nodes, problems=page_problems)
+
+
+def _normalize_all(items: Iterable[wire.Node], page_problems: list[str]) -> list[NodeRecord]:
+    nodes: list[NodeRecord] = []
+    for index, node in enumerate(items):
+        problems: list[str] = []
+        record = normalize_node(node, problems)
+        if record is None:
+            page_problems.append(f"items[{index}]: skipped, {problems[-1]}")
+        else:
+            nodes.append(record)
+    return nodes
+
+
+# --- normalizing ---------------------------------------------------------------------------
+
+
+def normalize_node(node: wire.Node, problems: list[str]) -> NodeRecord | None:
+    """One decoded node -> a NodeRecord with its content hash; None if it has no name or uid.
+
+    ``problems`` holds what was already found while decoding; what normalizing finds is added.
+    When the node is skipped, the last problem says why.
+    """
+    meta = node.metadata
+    if meta is None or not meta.name or not meta.uid:
+        what = "metadata.name" if meta is None or not meta.name else "metadata.uid"
+        name = f" (node {meta.name!r})" if meta is not None and meta.name else ""
+        problems.append(f"no {what}{name}")
+        return None
+    labels = meta.labels or {}
+    spec = node.spec or wire.NodeSpec()
+    status = node.status or wire.NodeStatus()
+    info = status.node_info or wire.NodeSystemInfo()
+
+    capacity = _resources(status.capacity, "status.capacity", problems)
+    allocatable = _resources(status.allocatable, "status.allocatable", problems)
+    cap_raw = status.capacity or {}
+    alloc_raw = status.allocatable or {}
+
+    provider = parse_provider_id(spec.provider_id) if spec.provider_id else None
+    region = _first_label(labels, REGION_LABELS)
+    zone = _first_label(labels, ZONE_LABELS)
+    cloud = provider.cloud if provider else _cloud_from_labels(labels)
+    if provider:
+        region = region or provider.region
+        zone = zone or provider.zone
+
+    ready: bool | None = None
+    conditions: list[NodeCondition] = []
+    for cond in status.conditions or ():
+        if cond.type == "Ready":
+            ready = cond.status == "True"
+        conditions.append(
+            NodeCondition(
+                type=cond.type,
+                status=cond.status,
+                reason=cond.reason or None,
+                message=cond.message or None,
+                last_transition_time=_timestamp(
+                    cond.last_transition_time, f"condition {cond.type} lastTransitionTime", problems
+                ),
+            )
+        )
+
+    internal_ip = external_ip = None
+    for address in status.addresses or ():
+        if address.type == "InternalIP" and internal_ip is None:
+            internal_ip = address.address or None
+        elif address.type == "ExternalIP" and external_ip is None:
+            external_ip = address.address or None
+
+    gpu: int | None = None
+    if status.capacity is not None:
+        gpu = 0
+        for resource in GPU_RESOURCES:
+            if resource in cap_raw:
+                count = _derived(cap_raw, resource, to_integer, "status.capacity", problems)
+                gpu += count or 0
+
+    record = NodeRecord(
+        node_uid=meta.uid,
+        name=meta.name,
+        created_at=_timestamp(meta.creation_timestamp, "metadata.creationTimestamp", problems),
+        roles=node_roles(labels),
+        ready=ready,
+        unschedulable=bool(spec.unschedulable),
+        kubelet_version=info.kubelet_version or None,
+        container_runtime_version=info.container_runtime_version or None,
+        os_image=info.os_image or None,
+        kernel_version=info.kernel_version or None,
+        architecture=info.architecture or None,
+        operating_system=info.operating_system or None,
+        internal_ip=internal_ip,
+        external_ip=external_ip,
+        provider_id=spec.provider_id or None,
+        cloud_provider=cloud,
+        region=region,
+        zone=zone,
+        instance_type=_first_label(labels, INSTANCE_TYPE_LABELS),
+        cpu_capacity_millicores=_derived(cap_raw, "cpu", to_millicores, "", problems),
+        memory_capacity_bytes=_derived(cap_raw, "memory", to_integer, "", problems),
+        pods_capacity=_derived(cap_raw, "pods", to_integer, "", problems),
+        ephemeral_storage_capacity_bytes=_derived(
+            cap_raw, "ephemeral-storage", to_integer, "", problems
+        ),
+        gpu_capacity=gpu,
+        cpu_allocatable_millicores=_derived(alloc_raw, "cpu", to_millicores, "", problems),
+        memory_allocatable_bytes=_derived(alloc_raw, "memory", to_integer, "", problems),
+        pods_allocatable=_derived(alloc_raw, "pods", to_integer, "", problems),
+        capacity=capacity,
+        allocatable=allocatable,
+        labels=labels,
+        taints=tuple(
+            Taint(key=t.key, effect=t.effect, value=t.value or None) for t in spec.taints or ()
+        ),
+        conditions=tuple(conditions),
+        problems=tuple(problems),
+    )
+    return msgspec.structs.replace(record, content_hash=content_hash(record))
+
+
+def node_roles(labels: Mapping[str, str]) -> tuple[str, ...]:
+    """Roles as ``kubectl get nodes`` shows them: sorted, from the node-role labels."""
+    roles: set[str] = set()
+    for key, value in labels.items():
+        if key.startswith(ROLE_LABEL_PREFIX):
+            if role := key[len(ROLE_LABEL_PREFIX) :]:
+                roles.add(role)
+        elif key == LEGACY_ROLE_LABEL and value:
+            roles.add(value)
+    return tuple(sorted(roles))
+
+
+def _first_label(labels: Mapping[str, str], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        if value := labels.get(key):
+            return value
+    return None
+
+
+def _quantity_text(value: str | int | float) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a quantity")
+    if isinstance(value, int):
+        return str(value)
+    text = repr(value)
+    if text in ("inf", "-inf", "nan"):
+        raise ValueError(f"quantity out of range ({text})")
+    return text
+
+
+def _resources(
+    raw: Mapping[str, str | int | float] | None, where: str, problems: list[str]
+) -> dict[str, int | float]:
+    if not raw:
+        return {}
+    out: dict[str, int | float] = {}
+    for name, value in raw.items():
+        try:
+            number = to_base_number(_quantity_text(value))
+            if abs(number) > _INT64_MAX:
+                raise ValueError("quantity out of range")
+        except ValueError as exc:
+            problems.append(f"{where}[{name}]: {exc}")
+            continue
+        out[name] = number
+    return out
+
+
+def _derived(
+    raw: Mapping[str, str | int | float],
+    name: str,
+    convert: Any,
+    where: str,
+    problems: list[str],
+) -> int | None:
+    value = raw.get(name)
+    if value is None:
+        return None
+    try:
+        number: int = convert(_quantity_text(value))
+    except ValueError:
+        return None  # already reported by _resources
+    if abs(number) > _INT64_MAX:
+        if where:
+            problems.append(f"{where}[{name}]: quantity out of range")
+        return None
+    return number
+
+
+def _timestamp(text: str | None, where: str, problems: list[str]) -> datetime | None:
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        problems.append(f"{where}: invalid timestamp {text[:40]!r}")
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# --- provider ------------------------------------------------------------------------------
+
+
+class ProviderInfo(msgspec.Struct, frozen=True, kw_only=True):
+    cloud: str | None
+    region: str | None = None
+    zone: str | None = None
+    instance_id: str | None = None
+
+
+_AWS_ZONE_REGION = re.compile(r"^([a-z]{2}(?:-[a-z]+)+-\d+)")
+_ALIBABA = re.compile(r"^([a-z]{2}-[a-z0-9-]+)\.(i-[0-9a-z]+)$")
+
+
+def parse_provider_id(provider_id: str) -> ProviderInfo:
+    """Cloud, region, zone and instance from ``spec.providerID``.
+
+    ``aws:///us-east-1a/i-0abc`` (zone and instance), ``gce://project/us-central1-a/name``,
+    ``azure:///subscriptions/.../virtualMachines/name``, ``openstack://region/uuid``, and any
+    other ``<cloud>://...`` (kind, k3s, vsphere, digitalocean, hcloud, linode...). Alibaba and
+    Oracle use ids without a scheme.
+    """
+    scheme, sep, rest = provider_id.partition("://")
+    if not sep:
+        if provider_id.startswith("ocid1."):
+            return ProviderInfo(cloud="oci", instance_id=provider_id)
+        if match := _ALIBABA.match(provider_id):
+            return ProviderInfo(cloud="alicloud", region=match[1], instance_id=match[2])
+        return ProviderInfo(cloud=None)
+    cloud = scheme.lower() or None
+    host, _, path = rest.partition("/")
+    segments = [s for s in path.split("/") if s]
+    if cloud == "aws":
+        zone = segments[0] if len(segments) >= 2 else None
+        region = None
+        if zone and (match := _AWS_ZONE_REGION.match(zone)):
+            region = match[1]
+        else:
+            zone = None
+        return ProviderInfo(
+            cloud=cloud, region=region, zone=zone, instance_id=segments[-1] if segments else None
+        )
+    if cloud == "gce":
+        if len(segments) >= 2:
+            zone = segments[0]
+            region = zone.rsplit("-", 1)[0] if zone.count("-") >= 2 else None
+            return ProviderInfo(cloud=cloud, region=region, zone=zone, instance_id=segments[-1])
+        return ProviderInfo(cloud=cloud)
+    if cloud == "azure":
+        return ProviderInfo(cloud=cloud, instance_id=segments[-1] if segments else None)
+    if cloud == "openstack":
+        return ProviderInfo(
+            cloud=cloud, region=host or None, instance_id=segments[-1] if segments else None
+        )
+    instance = segments[-1] if segments else (host or None)
+    return ProviderInfo(cloud=cloud, instance_id=instance)
+
+
+def _cloud_from_labels(labels: Mapping[str, str]) -> str | None:
+    """The cloud when providerID is absent: from labels that only one cloud sets."""
+    for key in labels:
+        if key.startswith(("eks.amazonaws.com/", "k8s.io/cloud-provider-aws")):
+            return "aws"
+        if key.startswith("kubernetes.azure.com/"):
+            return "azure"
+        if key.startswith("cloud.google.com/gke-"):
+            return "gce"
+    return None

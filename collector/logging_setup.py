@@ -1,0 +1,148 @@
+"""Log lines as text or JSON, each line about a cluster naming its context, none carrying a secret.
+
+Code that logs about a cluster either passes ``extra={"context": name}`` (optionally
+``"kubeconfig"`` and ``"cluster_id"``) or runs inside :func:`cluster_scope`, which sets a context
+variable that every line logged in that task picks up.
+
+Every line goes through :func:`collector.errors.redact` with the secrets registered by
+:func:`register_secrets` (the tokens and keys of the loaded kubeconfigs), so that a credential
+that slips into an exception message is still never written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import sys
+import threading
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import msgspec
+
+from collector.errors import redact
+
+LOGGER_NAME = "kubeinv"
+
+_context: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "kubeinv_context", default=None
+)
+_kubeconfig: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "kubeinv_kubeconfig", default=None
+)
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+_encoder = msgspec.json.Encoder()
+
+# Attributes of every LogRecord: anything else on a record came from ``extra=``.
+_RESERVED = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+def register_secrets(secrets: Iterable[str]) -> None:
+    """Remember exact secret strings; they are replaced in every later log line."""
+    with _secrets_lock:
+        _secrets.update(s for s in secrets if s and len(s) >= 4)
+
+
+def known_secrets() -> tuple[str, ...]:
+    with _secrets_lock:
+        # Longest first, so that a secret containing another is replaced whole.
+        return tuple(sorted(_secrets, key=len, reverse=True))
+
+
+@contextlib.contextmanager
+def cluster_scope(context: str, kubeconfig: str | None = None) -> Iterator[None]:
+    """Every line logged inside (in this task) carries this context name."""
+    token = _context.set(context)
+    token_file = _kubeconfig.set(kubeconfig)
+    try:
+        yield
+    finally:
+        _context.reset(token)
+        _kubeconfig.reset(token_file)
+
+
+class _ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "context", None) is None:
+            record.context = _context.get()
+        if getattr(record, "kubeconfig", None) is None:
+            record.kubeconfig = _kubeconfig.get()
+        return True
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {
+        key: value
+        for key, value in vars(record).items()
+        if key not in _RESERVED and not key.startswith("_") and value is not None
+    }
+
+
+class TextFormatter(logging.Formatter):
+    """``2026-01-01T12:00:00Z WARNING context=prod-eu: message key=value``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        extras = _extras(record)
+        context = extras.pop("context", None)
+        extras.pop("kubeconfig", None)
+        where = f" context={context}:" if context else ""
+        message = record.getMessage()
+        tail = "".join(f" {k}={v}" for k, v in extras.items())
+        line = f"{ts} {record.levelname:<7}{where} {message}{tail}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return redact(line, known_secrets())
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, message, context and the extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in _extras(record).items():
+            doc[key] = value if isinstance(value, str | int | float | bool) else str(value)
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return redact(_encoder.encode(doc).decode(), known_secrets())
+
+
+def setup_logging(
+    *, fmt: str = "text", level: str = "info", stream: TextIO | None = None
+) -> logging.Handler:
+    """Install the one handler of the ``kubeinv`` and ``collector`` loggers (idempotent)."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(_ContextFilter())
+    numeric = getattr(logging, level.upper(), logging.INFO)
+    for name in (LOGGER_NAME, "collector"):
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            if getattr(old, "_kubeinv", False):
+                logger.removeHandler(old)
+        handler._kubeinv = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.setLevel(numeric)
+        logger.propagate = False
+    # APScheduler logs every tick at INFO; keep its warnings (skipped runs) and errors.
+    aps = logging.getLogger("apscheduler")
+    aps.setLevel(logging.DEBUG if numeric <= logging.DEBUG else logging.WARNING)
+    for old in list(aps.handlers):
+        if getattr(old, "_kubeinv", False):
+            aps.removeHandler(old)
+    aps.addHandler(handler)
+    aps.propagate = False
+    return handler
+
+
+def get_logger(name: str) -> logging.Logger:
+    """A child of the ``kubeinv`` logger."""
+    return logging.getLogger(f"{LOGGER_NAME}.{name}")

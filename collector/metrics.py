@@ -1,0 +1,215 @@
+"""Prometheus metrics of the daemon, and the small HTTP server for ``/metrics`` and ``/healthz``.
+
+Labels never carry credentials: only context names, kubeconfig paths, cluster IDs and statuses.
+The registry is per process object (not prometheus-client's global one) so tests can build many.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import msgspec
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from collector.logging_setup import get_logger
+from collector.records import TargetOutcome
+
+log = get_logger("metrics")
+
+_TARGET = ("kubeconfig", "context")
+_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+@dataclass
+class Health:
+    """What ``/healthz`` answers."""
+
+    started_at: float = field(default_factory=time.time)
+    stopping: bool = False
+    last_run_at: float | None = None
+    last_run_status: str | None = None
+    runs: int = 0
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.health = Health()
+        self.runs = Counter(
+            "kubeinv_runs",
+            "Collection runs by outcome (ok, partial, failed, error, skipped).",
+            ["status"],
+            registry=r,
+        )
+        self.run_duration = Histogram(
+            "kubeinv_run_duration_seconds",
+            "Wall time of a collection run.",
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.last_run = Gauge(
+            "kubeinv_last_run_timestamp_seconds", "Unix time the last run finished.", registry=r
+        )
+        self.target_outcomes = Counter(
+            "kubeinv_target_collections",
+            "Per-target (kubeconfig, context) outcomes.",
+            [*_TARGET, "status", "error_class"],
+            registry=r,
+        )
+        self.target_duration = Gauge(
+            "kubeinv_target_last_duration_seconds",
+            "Duration of the last collection of a target.",
+            _TARGET,
+            registry=r,
+        )
+        self.target_duration_hist = Histogram(
+            "kubeinv_target_duration_seconds",
+            "Duration of per-target collections.",
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.target_up = Gauge(
+            "kubeinv_target_up",
+            "1 when the last collection of a target was ok or partial.",
+            _TARGET,
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "kubeinv_target_last_success_timestamp_seconds",
+            "Unix time of the last ok or partial collection of a target.",
+            _TARGET,
+            registry=r,
+        )
+        self.cluster_last_success = Gauge(
+            "kubeinv_cluster_last_success_timestamp_seconds",
+            "Unix time of the last collection that read the cluster.",
+            ["cluster_id"],
+            registry=r,
+        )
+        self.nodes = Gauge(
+            "kubeinv_cluster_nodes",
+            "Nodes read in the last collection of a cluster.",
+            ["cluster_id", "context"],
+            registry=r,
+        )
+        self.api_resources = Gauge(
+            "kubeinv_cluster_api_resources",
+            "API resources (every served version) read in the last collection of a cluster.",
+            ["cluster_id", "context"],
+            registry=r,
+        )
+        self.nodes_total = Counter(
+            "kubeinv_nodes_collected", "Nodes read, summed over all runs.", registry=r
+        )
+        self.api_resources_total = Counter(
+            "kubeinv_api_resources_collected",
+            "API resources read, summed over all runs.",
+            registry=r,
+        )
+
+    def observe_outcomes(self, outcomes: Iterable[TargetOutcome]) -> None:
+        now = time.time()
+        for o in outcomes:
+            labels = (o.kubeconfig_path, o.context_name)
+            self.target_outcomes.labels(*labels, o.status, o.error_class or "").inc()
+            seconds = o.duration_ms / 1000
+            self.target_duration.labels(*labels).set(seconds)
+            self.target_duration_hist.observe(seconds)
+            self.target_up.labels(*labels).set(0 if o.status == "failed" else 1)
+            if o.status != "failed":
+                self.last_success.labels(*labels).set(now)
+                if o.cluster_id and not o.deduplicated:
+                    self.cluster_last_success.labels(o.cluster_id).set(now)
+            if o.cluster_id and not o.deduplicated:
+                if o.node_count is not None:
+                    self.nodes.labels(o.cluster_id, o.context_name).set(o.node_count)
+                    self.nodes_total.inc(o.node_count)
+                if o.api_resource_count is not None:
+                    self.api_resources.labels(o.cluster_id, o.context_name).set(
+                        o.api_resource_count
+                    )
+                    self.api_resources_total.inc(o.api_resource_count)
+
+    def observe_run(self, status: str, seconds: float) -> None:
+        self.runs.labels(status).inc()
+        if status != "skipped":
+            self.run_duration.observe(seconds)
+            self.last_run.set(time.time())
+            self.health.last_run_at = time.time()
+            self.health.last_run_status = status
+            self.health.runs += 1
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class MetricsServer:
+    """A minimal asyncio HTTP/1.1 server: ``GET /metrics`` and ``GET /healthz``."""
+
+    def __init__(self, metrics: Metrics, host: str, port: int) -> None:
+        self.metrics = metrics
+        self.host = host
+        self.port = port
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        sock = self._server.sockets[0]
+        self.port = sock.getsockname()[1]
+        log.info("serving metrics", extra={"url": f"http://{self.host}:{self.port}/metrics"})
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+            self._server = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+            parts = request_line.split()
+            method, target = (parts[0], parts[1]) if len(parts) >= 2 else ("", "")
+            path = target.split("?", 1)[0]
+            if method not in ("GET", "HEAD"):
+                status, ctype, body = "405 Method Not Allowed", "text/plain", b"GET only\n"
+            elif path == "/metrics":
+                status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, self.metrics.render()
+            elif path in ("/healthz", "/health", "/livez", "/readyz"):
+                h = self.metrics.health
+                doc = {
+                    "status": "stopping" if h.stopping else "ok",
+                    "started_at": h.started_at,
+                    "runs": h.runs,
+                    "last_run_at": h.last_run_at,
+                    "last_run_status": h.last_run_status,
+                }
+                status = "503 Service Unavailable" if h.stopping else "200 OK"
+                ctype, body = "application/json", msgspec.json.encode(doc) + b"\n"
+            else:
+                status, ctype, body = "404 Not Found", "text/plain", b"try /metrics or /healthz\n"
+            header = (
+                f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            ).encode()
+            writer.write(header + (b"" if method == "HEAD" else body))
+            await writer.drain()
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()

@@ -1,0 +1,428 @@
+"""Settings: the only place where kubeinv reads environment variables and configuration files.
+
+Sources, highest precedence first:
+
+1. command-line flags (passed in as a nested dict by ``collector.cli``);
+2. environment variables ``KUBEINV_*``, with ``__`` for nesting (``KUBEINV_SCHEDULE__INTERVAL``);
+3. the TOML file named by ``--config`` or ``KUBEINV_CONFIG``;
+4. the defaults below.
+
+Every other module receives a :class:`Settings` (or a part of it) as an argument.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
+
+from collector.errors import SettingsError
+
+ENV_PREFIX = "KUBEINV_"
+ENV_NESTED = "__"
+CONFIG_ENV = "KUBEINV_CONFIG"
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str | float | int) -> timedelta:
+    """``15m``, ``1h30m``, ``90s``, ``500ms``, ``2d`` or a plain number of seconds."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        seconds = float(text)
+    else:
+        raw = str(text).strip().lower()
+        if not raw:
+            raise ValueError("empty duration")
+        try:
+            seconds = float(raw)
+        except ValueError:
+            pos = 0
+            seconds = 0.0
+            for match in _DURATION_PART.finditer(raw):
+                if match.start() != pos:
+                    break
+                seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+                pos = match.end()
+            if pos != len(raw) or pos == 0:
+                raise ValueError(
+                    f"{text!r} is not a duration; use e.g. 90s, 15m, 1h30m or a number of seconds"
+                ) from None
+    if seconds <= 0:
+        raise ValueError(f"{text!r}: a duration must be positive")
+    return timedelta(seconds=seconds)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CollectionSettings(_Section):
+    """How clusters are reached."""
+
+    concurrency: int = Field(default=32, ge=1, le=10_000, description="clusters collected at once")
+    timeout: float = Field(
+        default=10.0, gt=0, description="seconds per API request; also bounds each exec plugin run"
+    )
+    cluster_timeout: float = Field(
+        default=60.0, gt=0, description="deadline for one cluster, retries included"
+    )
+    page_size: int = Field(default=500, ge=1, le=100_000, description="nodes per list page")
+    max_retries: int = Field(
+        default=4, ge=0, le=20, description="retries per request (429, 5xx, resets)"
+    )
+    backoff_base: float = Field(default=0.2, ge=0, description="first retry delay in seconds")
+    backoff_max: float = Field(default=5.0, ge=0, description="largest retry delay in seconds")
+
+
+class ScheduleSettings(_Section):
+    """When ``kubeinv run`` collects."""
+
+    interval: str | None = Field(
+        default="15m", description="e.g. 15m, 1h; ignored when cron is set"
+    )
+    cron: str | None = Field(default=None, description="crontab expression, e.g. '*/15 * * * *'")
+    timezone: str = Field(default="UTC", description="time zone of the cron expression")
+    jitter: float = Field(
+        default=0.0, ge=0, description="random delay in seconds added to each tick"
+    )
+    run_at_start: bool = Field(default=True, description="collect once immediately at start")
+    shutdown_grace: float = Field(
+        default=30.0, ge=0, description="seconds a run in flight may take to finish after SIGTERM"
+    )
+
+    @field_validator("interval")
+    @classmethod
+    def _check_interval(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parse_duration(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not a time zone name such as UTC or Europe/Paris"
+            ) from None
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _check_cron(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        fields = value.split()
+        if len(fields) != 5:
+            raise ValueError(
+                f"{value!r} is not a crontab expression: expected 5 fields "
+                "(minute hour day month weekday)"
+            )
+        from apscheduler.triggers.cron import CronTrigger  # noqa: PLC0415 (costs 0.15 s)
+
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a valid crontab expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _need_one(self) -> ScheduleSettings:
+        if self.interval is None and self.cron is None:
+            raise ValueError("set either schedule.interval or schedule.cron")
+        return self
+
+    @property
+    def interval_delta(self) -> timedelta | None:
+        return parse_duration(self.interval) if self.interval else None
+
+
+class MetricsSettings(_Section):
+    """The Prometheus endpoint of ``kubeinv run``."""
+
+    port: int | None = Field(
+        default=None, ge=0, le=65535, description="serve /metrics and /healthz here"
+    )
+    host: str = Field(default="127.0.0.1", description="address to bind; 0.0.0.0 in a container")
+
+
+class LogSettings(_Section):
+    format: Literal["text", "json"] = "text"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+
+class Settings(BaseSettings):
+    """Every setting of kubeinv. See config/kubeinv.example.toml for each key."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED,
+        extra="forbid",
+        frozen=True,
+    )
+
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL DSN; unset -> the embedded PostgreSQL"
+    )
+    data_dir: Path | None = Field(default=None, description="directory of the embedded PostgreSQL")
+    kubeconfigs: list[str] = Field(
+        default_factory=list, description="kubeconfig files, directories or globs"
+    )
+    contexts: list[str] = Field(default_factory=list, description="context name globs to include")
+    exclude_contexts: list[str] = Field(
+        default_factory=list, description="context name globs to exclude"
+    )
+    in_cluster: bool = Field(default=False, description="also collect the cluster kubeinv runs in")
+    collection: CollectionSettings = Field(default_factory=CollectionSettings)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    # Not settings of their own: the environment kubectl-compatible target loading needs.
+    # Filled by load_settings from KUBECONFIG and HOME (never from the TOML file).
+    kubeconfig_env: str | None = Field(default=None, exclude=True)
+    home: Path | None = Field(default=None, exclude=True)
+    config_file: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("kubeconfigs", "contexts", "exclude_contexts", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        # KUBEINV_KUBECONFIGS may be JSON (pydantic-settings) or a plain comma separated list.
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_dsn(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("postgres://", "postgresql://")):
+            raise ValueError("must be a postgresql:// URL (or unset for the embedded database)")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Sources are composed in load_settings; plain Settings() means defaults + environment.
+        return (init_settings, env_settings)
+
+
+_SETTINGS_FIELDS = {
+    "database_url",
+    "data_dir",
+    "kubeconfigs",
+    "contexts",
+    "exclude_contexts",
+    "in_cluster",
+    "collection",
+    "schedule",
+    "metrics",
+    "log",
+}
+
+
+class _DictSource(PydanticBaseSettingsSource):
+    """A fixed nested dict (the parsed TOML file)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: Mapping[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = dict(data)
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise SettingsError(f"config file {path}: not found") from None
+    except OSError as exc:
+        raise SettingsError(f"config file {path}: cannot be read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {path}: not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - _SETTINGS_FIELDS)
+    if unknown:
+        raise SettingsError(
+            f"config file {path}: unknown setting {unknown[0]!r}; "
+            f"known top-level keys: {', '.join(sorted(_SETTINGS_FIELDS))}"
+        )
+    return data
+
+
+def _key_of(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc if not isinstance(part, int))
+
+
+def _env_name(key: str) -> str:
+    return ENV_PREFIX + key.upper().replace(".", ENV_NESTED)
+
+
+def _has_key(data: Mapping[str, Any], key: str) -> bool:
+    node: Any = data
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _describe_error(
+    exc: ValidationError,
+    *,
+    flags: Mapping[str, Any],
+    flag_names: Mapping[str, str],
+    environ: Mapping[str, str],
+    file_data: Mapping[str, Any],
+    config_file: Path | None,
+) -> str:
+    """One line per problem, naming the key and where its value came from."""
+    lines = []
+    for err in exc.errors():
+        key = _key_of(tuple(err["loc"]))
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown setting"
+        source = ""
+        env_name = _env_name(key) if key else ""
+        if key and _has_key(flags, key):
+            source = f" (from flag {flag_names.get(key, '--' + key.replace('_', '-'))})"
+        elif env_name and (env_name in environ or env_name.lower() in {k.lower() for k in environ}):
+            source = f" (from environment variable {env_name})"
+        elif config_file is not None and key and _has_key(file_data, key):
+            source = f" (from config file {config_file})"
+        value = err.get("input")
+        shown = ""
+        if isinstance(value, str | int | float) and key and repr(value) not in message:
+            shown = f": got {value!r}"
+        if key.endswith("database_url"):
+            shown = ""  # may hold a password
+        lines.append(f"invalid setting {key or '<root>'}{source}: {message}{shown}")
+    return "; ".join(lines)
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    flag_names: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings from flags, the environment and the config file.
+
+    ``flags`` holds only the flags the user gave, nested like the settings
+    (``{"collection": {"concurrency": 4}}``). ``flag_names`` maps dotted keys to flag spellings
+    for error messages. Raises :class:`SettingsError` naming the offending key.
+    """
+    given: dict[str, Any] = dict(flags or {})
+    env = os.environ if environ is None else environ
+    path_text = config_file if config_file is not None else env.get(CONFIG_ENV) or None
+    path = Path(path_text).expanduser() if path_text else None
+    file_data = read_config_file(path) if path is not None else {}
+
+    class _Bound(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            env_source = _EnvSource(settings_cls, env)
+            return (
+                InitSettingsSource(settings_cls, init_kwargs=given),
+                env_source,
+                _DictSource(settings_cls, file_data),
+            )
+
+    try:
+        bound = _Bound()
+    except ValidationError as exc:
+        raise SettingsError(
+            _describe_error(
+                exc,
+                flags=given,
+                flag_names=flag_names or {},
+                environ=env,
+                file_data=file_data,
+                config_file=path,
+            )
+        ) from None
+    values = {name: getattr(bound, name) for name in _SETTINGS_FIELDS}
+    if values["data_dir"] is None:
+        values["data_dir"] = default_data_dir(env)
+    home = env.get("HOME")
+    return Settings.model_construct(
+        **values,
+        kubeconfig_env=env.get("KUBECONFIG") or None,
+        home=Path(home) if home else None,
+        config_file=path,
+    )
+
+
+class _EnvSource(EnvSettingsSource):
+    """The ``KUBEINV_*`` environment variables of a given mapping (os.environ by default)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(
+            settings_cls,
+            case_sensitive=False,
+            env_prefix=ENV_PREFIX,
+            env_nested_delimiter=ENV_NESTED,
+        )
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(
+            self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
+
+
+def default_data_dir(env: Mapping[str, str], *, is_root: bool | None = None) -> Path:
+    """Where the embedded PostgreSQL keeps its data when ``data_dir`` is not set.
+
+    ``$XDG_DATA_HOME/kubeinv`` (``~/.local/share/kubeinv``); as root ``/var/lib/kubeinv``,
+    because root's home is mode 0700 and the server runs as an unprivileged user.
+    """
+    root = (os.geteuid() == 0) if is_root is None else is_root
+    if root:
+        return Path("/var/lib/kubeinv")
+    xdg = env.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path(env.get("HOME", "~")).expanduser() / ".local" / "share"
+    return base / "kubeinv"

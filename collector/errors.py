@@ -96,6 +96,12 @@ class UnreachableError(ClusterError):
     error_class = "Unreachable"
 
 
+class ConnectionLostError(UnreachableError):
+    """The connection to the API server broke or the server closed it mid-request."""
+
+    error_class = "Unreachable"
+
+
 class TLSError(UnreachableError):
     """TLS verification of the API server failed."""
 
@@ -124,6 +130,12 @@ class MalformedResponseError(ClusterError):
     """The API server sent a response that could not be decoded."""
 
     error_class = "MalformedResponse"
+
+
+class StaleGroupError(ClusterError):
+    """Aggregated discovery marks an API group Stale: its aggregated API server is not serving."""
+
+    error_class = "StaleGroup"
 
 
 class ApiError(ClusterError):

@@ -1,0 +1,182 @@
+"""Building one authenticated client per target with kubernetes-asyncio.
+
+kubernetes-asyncio loads the target's self-contained kubeconfig (client certificates, tokens,
+token files, OIDC, basic auth; TLS settings, proxy, tls-server-name). Three things are done
+around it, each a known trap of kubernetes-asyncio 36.x:
+
+- exec plugins are run by :mod:`collector.kube.exec_plugin` (directory-relative command, timeout),
+  and the loader gets the credential they return;
+- a ``tokenFile``'s surrounding whitespace is stripped, as kubectl does;
+- the certificate files the loader writes for ``*-data`` fields go into a private directory
+  (:class:`CredentialFiles`) that is removed when the run ends.
+
+Nothing here writes back into the user's kubeconfig.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import copy
+import os
+import shutil
+import ssl
+import tempfile
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from collector import __version__
+from collector.errors import (
+    AuthError,
+    BrokenContextError,
+    ClusterError,
+    ExecPluginError,
+)
+from collector.kube.exec_plugin import run_exec_plugin
+from collector.kube.policy import Deadline, RequestPolicy
+from collector.kube.requesting import KubeClient
+
+if TYPE_CHECKING:
+    from collector.targets import Target
+
+USER_AGENT = f"kubeinv/{__version__}"
+
+
+class CredentialFiles:
+    """A private directory for the key and certificate files the kubeconfig loader writes.
+
+    kubernetes-asyncio writes every ``*-data`` field to a temporary file (its TLS stack wants
+    paths) and caches them in a module-level dict until the process exits. Pointing the loader
+    here and removing the directory afterwards keeps keys off the disk once a run is over.
+    """
+
+    def __init__(self) -> None:
+        self.path = tempfile.mkdtemp(prefix="kubeinv-credentials-")
+
+    def cleanup(self) -> None:
+        with contextlib.suppress(Exception):
+            from kubernetes_asyncio.config import kube_config  # noqa: PLC0415
+
+            cache: dict[str, str] = kube_config._temp_files
+            for key, name in list(cache.items()):
+                if os.path.dirname(name) == self.path:
+                    del cache[key]
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def __enter__(self) -> CredentialFiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+def _named(entries: Any, name: str | None) -> dict[str, Any] | None:
+    for entry in entries or ():
+        if isinstance(entry, Mapping) and entry.get("name") == name:
+            return entry  # type: ignore[return-value]
+    return None
+
+
+async def open_client(
+    target: Target,
+    *,
+    policy: RequestPolicy,
+    deadline: Deadline,
+    credential_files: CredentialFiles | None = None,
+    **client_options: Any,
+) -> KubeClient:
+    """An authenticated :class:`KubeClient` for ``target``; must run inside the event loop.
+
+    Raises :class:`BrokenContextError` for unusable kubeconfig entries (missing files, bad
+    keys), :class:`ExecPluginError` for a failing plugin and :class:`AuthError` for a credential
+    provider that fails otherwise.
+    """
+    if target.problem:
+        raise BrokenContextError(target.problem)
+    # Imported here: kubernetes_asyncio.client costs ~0.5 s to import (every model class).
+    from kubernetes_asyncio.client import ApiClient, Configuration  # noqa: PLC0415
+    from kubernetes_asyncio.config.config_exception import ConfigException  # noqa: PLC0415
+    from kubernetes_asyncio.config.kube_config import KubeConfigLoader  # noqa: PLC0415
+
+    config = copy.deepcopy(dict(target.config))
+    context = _named(config.get("contexts"), target.context_name)
+    if context is None:
+        raise BrokenContextError(f"context {target.context_name!r} is not in its kubeconfig")
+    user_ref = (context.get("context") or {}).get("user")
+    user_entry = _named(config.get("users"), user_ref)
+    cluster_entry = _named(config.get("clusters"), (context.get("context") or {}).get("cluster"))
+    user: dict[str, Any] = (user_entry or {}).get("user") or {}
+    cluster: dict[str, Any] = (cluster_entry or {}).get("cluster") or {}
+
+    secrets: tuple[str, ...] = ()
+    if user.get("exec") and (user.get("auth-provider") or {}).get("name") not in ("gcp", "oidc"):
+        credential = await run_exec_plugin(
+            user["exec"],
+            kubeconfig_dir=os.path.dirname(target.kubeconfig_path) or None,
+            cluster=cluster,
+            timeout=max(0.0, min(policy.request_timeout, deadline.remaining())),
+        )
+        secrets = credential.secrets
+        del user["exec"]
+        if credential.token:
+            user["token"] = credential.token
+            user.pop("tokenFile", None)
+        else:
+            assert credential.client_certificate_data and credential.client_key_data
+            for key in ("client-certificate", "client-key"):
+                user.pop(key, None)
+            user["client-certificate-data"] = base64.b64encode(
+                credential.client_certificate_data.encode()
+            ).decode()
+            user["client-key-data"] = base64.b64encode(credential.client_key_data.encode()).decode()
+
+    configuration = type.__call__(Configuration)  # a fresh one, not a copy of the global default
+    loader = KubeConfigLoader(
+        config_dict=config,
+        active_context=target.context_name,
+        config_base_path=os.path.dirname(target.kubeconfig_path) or None,
+        temp_file_path=credential_files.path if credential_files else None,
+    )
+    try:
+        # OIDC refresh talks to the identity provider: bounded like any request.
+        async with asyncio.timeout(max(0.0, min(policy.request_timeout, deadline.remaining()))):
+            await loader.load_and_set(configuration)
+    except TimeoutError as exc:
+        raise AuthError("the credential provider did not answer in time") from exc
+    except ConfigException as exc:
+        raise BrokenContextError(f"unusable kubeconfig entry: {exc}") from exc
+    except (OSError, ValueError, KeyError, TypeError, AssertionError) as exc:
+        raise BrokenContextError(f"unusable kubeconfig entry: {exc}") from exc
+    except ImportError as exc:
+        raise BrokenContextError(f"auth provider needs a missing package: {exc.name}") from exc
+    except ClusterError:
+        raise
+    except Exception as exc:
+        raise AuthError(f"the credential provider failed: {exc}") from exc
+
+    token = configuration.api_key.get("BearerToken")
+    if isinstance(token, str) and token.startswith("Bearer ") and "tokenFile" in user:
+        # kubectl strips the file's whitespace; kubernetes-asyncio sends the trailing newline.
+        stripped = token[len("Bearer ") :].strip()
+        configuration.api_key["BearerToken"] = f"Bearer {stripped}"
+        secrets = (*secrets, stripped)
+
+    try:
+        api_client = ApiClient(configuration=configuration)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise BrokenContextError(
+            f"cannot load the TLS certificates or key of the kubeconfig: {exc}"
+        ) from exc
+    api_client.user_agent = USER_AGENT
+    return KubeClient(
+        api_client,
+        server_url=str(configuration.host),
+        policy=policy,
+        deadline=deadline,
+        secrets=secrets,
+        **client_options,
+    )
+
+
+__all__ = ["USER_AGENT", "CredentialFiles", "ExecPluginError", "open_client"]

@@ -1,0 +1,133 @@
+"""The one place where transport exceptions and HTTP error statuses become kubeinv errors.
+
+Everything raised out of ``collector.kube`` is a :class:`collector.errors.ClusterError`, chained
+with ``from`` to the library exception it replaces. Messages name the request (method and URL)
+but never a credential: URLs carry no secrets, and response bodies are reduced to the
+``message`` of a Kubernetes ``Status``, cut short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Mapping
+
+import aiohttp
+import msgspec
+
+from collector.errors import (
+    ApiError,
+    AuthError,
+    ClientApiError,
+    ClusterError,
+    ClusterTimeoutError,
+    ConnectionLostError,
+    ForbiddenError,
+    GoneError,
+    MalformedResponseError,
+    NotFoundError,
+    ServerApiError,
+    TLSError,
+    TooManyRequestsError,
+    UnreachableError,
+)
+from collector.kube.policy import parse_retry_after
+
+_MAX_DETAIL = 300
+
+
+class _Status(msgspec.Struct):
+    """The part of a Kubernetes ``Status`` body worth showing to a user."""
+
+    message: str | None = None
+    reason: str | None = None
+
+
+_status_decoder = msgspec.json.Decoder(_Status)
+
+
+def status_detail(body: bytes) -> str:
+    """A short, printable summary of an error response body."""
+    if not body:
+        return ""
+    try:
+        status = _status_decoder.decode(body)
+    except msgspec.MsgspecError:
+        text = body[:_MAX_DETAIL].decode("utf-8", "replace")
+        return " ".join(text.split())
+    detail = status.message or status.reason or ""
+    return detail[:_MAX_DETAIL]
+
+
+def response_error(
+    status: int,
+    *,
+    method: str,
+    url: str,
+    path: str,
+    body: bytes,
+    headers: Mapping[str, str],
+) -> ClusterError:
+    """The error for a non-2xx response."""
+    detail = status_detail(body)
+    message = f"{method} {url}: HTTP {status}" + (f": {detail}" if detail else "")
+    if status == 401:
+        return AuthError(message)
+    cls: type[ApiError]
+    retry_after = None
+    if status == 403:
+        cls = ForbiddenError
+    elif status == 404:
+        cls = NotFoundError
+    elif status == 410:
+        cls = GoneError
+    elif status == 429:
+        cls = TooManyRequestsError
+        retry_after = parse_retry_after(headers.get("Retry-After"))
+    elif 500 <= status <= 599:
+        cls = ServerApiError
+    elif 400 <= status <= 499:
+        cls = ClientApiError
+    else:
+        cls = ApiError
+    return cls(message, status=status, path=path, retry_after=retry_after)
+
+
+def transport_error(exc: BaseException, *, method: str, url: str) -> ClusterError:
+    """Translate an exception raised while sending a request or reading its response."""
+    where = f"{method} {url}"
+    if isinstance(exc, ClusterError):
+        return exc
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return TLSError(f"{where}: TLS verification failed: {exc.certificate_error}")
+    if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
+        return TLSError(f"{where}: TLS handshake failed: {_reason(exc)}")
+    if isinstance(exc, aiohttp.ServerTimeoutError | asyncio.TimeoutError | TimeoutError):
+        return ClusterTimeoutError(f"{where}: no answer before the request timeout")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return UnreachableError(f"{where}: cannot connect: {_reason(exc.os_error)}")
+    if isinstance(
+        exc,
+        aiohttp.ServerDisconnectedError
+        | aiohttp.ClientOSError
+        | aiohttp.ClientPayloadError
+        | aiohttp.ClientConnectionResetError
+        | ConnectionError,
+    ):
+        return ConnectionLostError(f"{where}: connection lost: {_reason(exc)}")
+    if isinstance(exc, aiohttp.InvalidURL):
+        return UnreachableError(f"{where}: invalid server URL")
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return UnreachableError(f"{where}: {_reason(exc)}")
+    return UnreachableError(f"{where}: unexpected {type(exc).__name__}: {_reason(exc)}")
+
+
+def malformed(what: str, url: str, exc: BaseException) -> MalformedResponseError:
+    return MalformedResponseError(f"GET {url}: undecodable {what}: {_reason(exc)}"[:500])
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror
+    return text[:_MAX_DETAIL] or type(exc).__name__

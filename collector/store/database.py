@@ -1,0 +1,333 @@
+"""The Store: a connection pool and every database operation kubeinv performs.
+
+This is the one place that executes the named queries of ``sql/queries/`` and translates
+asyncpg's exceptions into ``StoreError``. Operations are idempotent enough to be retried once
+on a broken connection (a PostgreSQL restart between two runs of the daemon): a store that is
+retried finds nothing left to change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import msgspec
+
+import collector
+from collector.errors import StoreError
+from collector.records import ClusterInventory, TargetOutcome
+from collector.store.embedded import EmbeddedServer
+from collector.store.migrating import apply_migrations, load_migrations
+from collector.store.queries import load_queries
+from collector.store.writing import Connection, StoreStats, check_store_time, store_cluster
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_json = msgspec.json.Encoder()
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+_CONNECTION_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+    OSError,
+)
+_OPEN_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.PostgresError,
+    *_CONNECTION_ERRORS,
+    TimeoutError,
+    ValueError,
+)
+RUN_STATUSES = ("ok", "partial", "failed", "abandoned")
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN without its password, for messages."""
+    try:
+        parts = urlsplit(dsn)
+    except ValueError:
+        return "<unparsable DSN>"
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    # Binary jsonb is a version byte (1) followed by the JSON text.
+    if isinstance(value, bytes):
+        return b"\x01" + value
+    if isinstance(value, str):
+        return b"\x01" + value.encode()
+    return b"\x01" + _json.encode(value)
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return msgspec.json.decode(data[1:])
+
+
+async def _init_connection(conn: Connection) -> None:
+    await conn.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        encoder=_encode_jsonb,
+        decoder=_decode_jsonb,
+        format="binary",
+    )
+
+
+def _fail(action: str, exc: BaseException) -> StoreError:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return StoreError(f"database error while {action}: {detail}")
+
+
+class Store:
+    """kubeinv's database. Create with :func:`open_store`; close with :meth:`close`."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        queries: dict[str, str],
+        *,
+        dsn: str,
+        embedded: EmbeddedServer | None = None,
+    ) -> None:
+        self._pool = pool
+        self._q = queries
+        self.dsn = dsn
+        self.embedded = embedded  # EmbeddedServer when kubeinv started its own PostgreSQL
+
+    # ---- plumbing --------------------------------------------------------------------------
+
+    async def _with_conn(
+        self, action: str, fn: Callable[[Connection], Awaitable[T]], *, retry: bool = True
+    ) -> T:
+        attempts = 2 if retry else 1
+        for attempt in range(attempts):
+            try:
+                async with self._pool.acquire() as conn:
+                    return await fn(conn)
+            except StoreError:
+                raise
+            except _CONNECTION_ERRORS as exc:
+                # The server restarted or dropped us: every pooled connection is stale.
+                await self._pool.expire_connections()
+                if attempt + 1 < attempts:
+                    log.warning("database connection lost while %s; retrying once", action)
+                    continue
+                raise _fail(action, exc) from exc
+            except asyncpg.PostgresError as exc:
+                raise _fail(action, exc) from exc
+        raise AssertionError("unreachable")
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """A pooled connection (for tests and benchmarks of the store)."""
+        async with self._pool.acquire() as conn:
+            yield conn
+
+    # ---- schema ----------------------------------------------------------------------------
+
+    async def migrate(self, directory: Path | None = None) -> list[str]:
+        """Apply pending migrations; return the versions applied now."""
+        migrations = load_migrations(directory)
+
+        async def run(conn: Connection) -> list[str]:
+            return await apply_migrations(conn, migrations, self._q)
+
+        applied = await self._with_conn("migrating the schema", run)
+        if applied:
+            log.info("applied migrations %s", ", ".join(applied))
+        return applied
+
+    # ---- runs ------------------------------------------------------------------------------
+
+    async def start_run(self) -> int:
+        async def run(conn: Connection) -> int:
+            row = await conn.fetchrow(
+                self._q["start_run"], socket.gethostname(), os.getpid(), collector.__version__
+            )
+            assert row is not None
+            return int(row["run_id"])
+
+        return await self._with_conn("starting a run", run)
+
+    async def finish_run(self, run_id: int, status: str) -> None:
+        if status not in RUN_STATUSES:
+            raise ValueError(f"run status must be one of {', '.join(RUN_STATUSES)}")
+
+        async def run(conn: Connection) -> None:
+            if await conn.fetchval(self._q["finish_run"], run_id, status) is None:
+                raise StoreError(f"run {run_id} does not exist")
+
+        await self._with_conn("finishing a run", run)
+
+    async def abandon_stale_runs(self, older_than: timedelta) -> int:
+        """Mark runs of crashed collectors (still running after ``older_than``) abandoned."""
+
+        async def run(conn: Connection) -> int:
+            status = await conn.execute(self._q["abandon_stale_runs"], older_than)
+            return int(status.rsplit(" ", 1)[-1])
+
+        return await self._with_conn("abandoning stale runs", run)
+
+    async def claim_cluster(
+        self,
+        run_id: int,
+        cluster_id: str,
+        *,
+        fresh_within: timedelta = timedelta(0),
+        stale_after: timedelta = timedelta(hours=1),
+    ) -> bool:
+        """Claim ``cluster_id`` for ``run_id``; False when another collector has it.
+
+        Call it after identifying a cluster and before collecting its inventory. A claim is
+        refused while another run that is still in progress holds it (for at most
+        ``stale_after``: a crashed collector's claim expires), and, when ``fresh_within`` is
+        set (the daemon passes about half its interval), while another run claimed it less
+        than that long ago, so that two daemons on one database collect each cluster once per
+        interval. Claiming again for the same run is allowed.
+        """
+
+        async def run(conn: Connection) -> bool:
+            async with conn.transaction():
+                await conn.execute(self._q["lock_cluster"], cluster_id)
+                got = await conn.fetchval(
+                    self._q["claim_cluster"], cluster_id, run_id, fresh_within, stale_after
+                )
+            return got is not None
+
+        return await self._with_conn(f"claiming cluster {cluster_id}", run)
+
+    async def claim_holder(self, cluster_id: str) -> dict[str, Any] | None:
+        """Who holds the claim on a cluster (run_id, claimed_at, hostname, pid...)."""
+
+        async def run(conn: Connection) -> dict[str, Any] | None:
+            row = await conn.fetchrow(self._q["claim_holder"], cluster_id)
+            return dict(row) if row is not None else None
+
+        return await self._with_conn("reading a claim", run)
+
+    # ---- inventory -------------------------------------------------------------------------
+
+    async def store_inventory(
+        self, run_id: int | None, inv: ClusterInventory, *, at: datetime | None = None
+    ) -> StoreStats:
+        """Store one cluster's inventory, change-only, in one transaction.
+
+        ``at`` (timezone-aware) overrides the version time, which is otherwise the database's
+        transaction time; it exists for building histories at controlled times in tests and
+        benchmarks and must be later than every version already stored for the cluster.
+        """
+        check_store_time(at)
+
+        async def run(conn: Connection) -> StoreStats:
+            try:
+                return await store_cluster(conn, self._q, run_id, inv, at=at)
+            except asyncpg.CheckViolationError as exc:
+                raise StoreError(
+                    f"cluster {inv.cluster_id}: store time {at} is not later than its stored "
+                    "history"
+                ) from exc
+            except asyncpg.UniqueViolationError as exc:
+                raise StoreError(
+                    f"cluster {inv.cluster_id}: a version starting at {at} already exists"
+                ) from exc
+
+        return await self._with_conn(f"storing cluster {inv.cluster_id}", run)
+
+    async def record_outcomes(self, run_id: int, outcomes: Sequence[TargetOutcome]) -> None:
+        """Write the ledger rows of a run and update each touched cluster's last status."""
+        rows = [
+            (
+                run_id,
+                o.kubeconfig_path,
+                o.context_name,
+                o.cluster_id,
+                o.server_url,
+                o.status,
+                o.deduplicated,
+                o.error_class,
+                o.error_message,
+                o.duration_ms,
+                o.discovery_mode,
+                o.insecure_skip_tls_verify,
+                o.node_count,
+                o.api_resource_count,
+                o.started_at,
+                o.finished_at,
+            )
+            for o in outcomes
+        ]
+
+        async def run(conn: Connection) -> None:
+            async with conn.transaction():
+                if rows:
+                    await conn.executemany(self._q["insert_outcome"], rows)
+                await conn.execute(self._q["apply_outcomes_to_clusters"], run_id)
+
+        await self._with_conn("recording the run's outcomes", run)
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    async def fetch_view(
+        self, name: str, *args: Any, order_by: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
+        """Rows of view ``inventory.<name>``, or of function ``inventory.<name>(*args)``."""
+        if not _IDENTIFIER.match(name) or any(not _IDENTIFIER.match(c) for c in order_by):
+            raise ValueError(f"not a view name: {name!r}")
+        source = f"inventory.{name}"
+        if args:
+            source += "(" + ", ".join(f"${i + 1}" for i in range(len(args))) + ")"
+        sql = f"SELECT * FROM {source}"
+        if order_by:
+            sql += " ORDER BY " + ", ".join(order_by)
+
+        async def run(conn: Connection) -> list[dict[str, Any]]:
+            return [dict(row) for row in await conn.fetch(sql, *args)]
+
+        return await self._with_conn(f"reading {source}", run)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+async def open_store(
+    dsn: str | None,
+    *,
+    data_dir: Path | None = None,
+    min_size: int = 1,
+    max_size: int = 8,
+    connect_timeout: float = 10.0,
+) -> Store:
+    """Connect to ``dsn``; with ``dsn`` None, start (or reuse) the embedded PostgreSQL."""
+    embedded: EmbeddedServer | None = None
+    if dsn is None:
+        embedded = EmbeddedServer(data_dir)
+        await asyncio.to_thread(embedded.ensure_running)
+        dsn = embedded.dsn()
+    try:
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=connect_timeout,
+            init=_init_connection,
+            command_timeout=None,
+        )
+    except _OPEN_ERRORS as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StoreError(f"cannot connect to PostgreSQL at {redact_dsn(dsn)}: {detail}") from exc
+    return Store(pool, load_queries(), dsn=dsn, embedded=embedded)

@@ -1,0 +1,414 @@
+"""The write path: one cluster's inventory in one transaction, change-only.
+
+For each versioned part (version, nodes, API resources, services) the current (key, content
+hash) pairs of the cluster are read first and compared with the incoming records in Python.
+Only new and changed records are sent (COPY into a temporary staging table, then one
+``INSERT ... SELECT``), and only changed or vanished keys are closed (one ``UPDATE``). An
+unchanged cluster costs one index scan per part and no write to the history at all.
+
+Parts that were not read (``None``) are left exactly as stored; so are the API resources of
+the groups listed in ``failed_groups``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeAlias
+
+import asyncpg
+import msgspec
+from asyncpg.pool import PoolConnectionProxy
+
+from collector.errors import StoreError
+from collector.records import (
+    ApiResourceRecord,
+    ClusterInventory,
+    ClusterServiceRecord,
+    NodeRecord,
+    VersionRecord,
+    content_hash,
+)
+
+log = logging.getLogger(__name__)
+
+# A plain connection or one borrowed from a pool.
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_json = msgspec.json.Encoder()
+
+# Column order of the staging tables (create_node_stage / create_api_resource_stage).
+NODE_COLUMNS = (
+    "node_uid", "name", "created_at", "roles", "ready", "unschedulable",
+    "kubelet_version", "container_runtime_version", "os_image", "kernel_version",
+    "architecture", "operating_system", "internal_ip", "external_ip", "provider_id",
+    "cloud_provider", "region", "zone", "instance_type",
+    "cpu_capacity_millicores", "memory_capacity_bytes", "pods_capacity",
+    "ephemeral_storage_capacity_bytes", "gpu_capacity",
+    "cpu_allocatable_millicores", "memory_allocatable_bytes", "pods_allocatable",
+    "capacity", "allocatable", "labels", "taints", "conditions", "problems", "content_hash",
+)  # fmt: skip
+API_RESOURCE_COLUMNS = (
+    "api_group", "api_version", "resource", "kind", "namespaced", "verbs", "short_names",
+    "categories", "singular_name", "preferred", "content_hash",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PartStats:
+    """Versions written (``inserted``) and versions closed (``closed``) for one part."""
+
+    inserted: int = 0
+    closed: int = 0
+    skipped: bool = False  # the part was not read: left as stored
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    cluster_id: str
+    version: PartStats = field(default_factory=PartStats)
+    nodes: PartStats = field(default_factory=PartStats)
+    api_resources: PartStats = field(default_factory=PartStats)
+    services: PartStats = field(default_factory=PartStats)
+    duration_ms: int = 0
+
+    @property
+    def versions_written(self) -> int:
+        parts = (self.version, self.nodes, self.api_resources, self.services)
+        return sum(p.inserted for p in parts)
+
+    @property
+    def versions_closed(self) -> int:
+        parts = (self.version, self.nodes, self.api_resources, self.services)
+        return sum(p.closed for p in parts)
+
+
+# ---- records -> rows ----------------------------------------------------------------------
+
+
+def _hash(record: Any) -> str:
+    return record.content_hash or content_hash(record)
+
+
+def _int64(value: int | None, what: str, problems: list[str]) -> int | None:
+    if value is None or _INT64_MIN <= value <= _INT64_MAX:
+        return value
+    problems.append(f"{what} {value} does not fit in bigint; kept only in the jsonb map")
+    return None
+
+
+def _inet(value: str | None, what: str, problems: list[str]) -> Any:
+    if not value:
+        return None
+    try:
+        return ipaddress.ip_address(value.strip())
+    except ValueError:
+        problems.append(f"{what} {value!r} is not an IP address")
+        return None
+
+
+def node_key(record: NodeRecord) -> str:
+    # A node without a uid (hostile or broken data) is keyed by its name.
+    return record.node_uid or f"name:{record.name}"
+
+
+def node_row(record: NodeRecord) -> tuple[Any, ...]:
+    problems = list(record.problems)
+    row = (
+        node_key(record),
+        record.name,
+        record.created_at,
+        list(record.roles),
+        record.ready,
+        record.unschedulable,
+        record.kubelet_version,
+        record.container_runtime_version,
+        record.os_image,
+        record.kernel_version,
+        record.architecture,
+        record.operating_system,
+        _inet(record.internal_ip, "internal_ip", problems),
+        _inet(record.external_ip, "external_ip", problems),
+        record.provider_id,
+        record.cloud_provider,
+        record.region,
+        record.zone,
+        record.instance_type,
+        _int64(record.cpu_capacity_millicores, "cpu_capacity_millicores", problems),
+        _int64(record.memory_capacity_bytes, "memory_capacity_bytes", problems),
+        _int64(record.pods_capacity, "pods_capacity", problems),
+        _int64(
+            record.ephemeral_storage_capacity_bytes, "ephemeral_storage_capacity_bytes", problems
+        ),
+        _int64(record.gpu_capacity, "gpu_capacity", problems),
+        _int64(record.cpu_allocatable_millicores, "cpu_allocatable_millicores", problems),
+        _int64(record.memory_allocatable_bytes, "memory_allocatable_bytes", problems),
+        _int64(record.pods_allocatable, "pods_allocatable", problems),
+        _json.encode(record.capacity),
+        _json.encode(record.allocatable),
+        _json.encode(record.labels),
+        _json.encode(record.taints),
+        _json.encode(record.conditions),
+        problems,
+        _hash(record),
+    )
+    return row
+
+
+def api_resource_key(record: ApiResourceRecord) -> tuple[str, str, str]:
+    return (record.api_group, record.api_version, record.resource)
+
+
+def api_resource_row(record: ApiResourceRecord) -> tuple[Any, ...]:
+    return (
+        record.api_group,
+        record.api_version,
+        record.resource,
+        record.kind,
+        record.namespaced,
+        list(record.verbs),
+        list(record.short_names),
+        list(record.categories),
+        record.singular_name,
+        record.preferred,
+        _hash(record),
+    )
+
+
+def service_hash(record: ClusterServiceRecord) -> str:
+    return content_hash(record)
+
+
+def _unique(records: Iterable[Any], key: Any, what: str, cluster_id: str) -> dict[Any, Any]:
+    """Records by key; on a duplicate key (broken data) the first one wins."""
+    out: dict[Any, Any] = {}
+    for record in records:
+        k = key(record)
+        if k in out:
+            log.warning("cluster %s: duplicate %s %s ignored", cluster_id, what, k)
+            continue
+        out[k] = record
+    return out
+
+
+# ---- the transaction ----------------------------------------------------------------------
+
+
+async def store_cluster(
+    conn: Connection,
+    queries: dict[str, str],
+    run_id: int | None,
+    inv: ClusterInventory,
+    *,
+    at: datetime | None = None,
+) -> StoreStats:
+    """Write one cluster's inventory in one transaction (see the module docstring)."""
+    started = time.perf_counter()
+    q = queries
+    cid = inv.cluster_id
+    async with conn.transaction():
+        await conn.execute(q["lock_cluster"], cid)
+        when: datetime = at if at is not None else await conn.fetchval(q["transaction_time"])
+        complete = (
+            inv.version is not None
+            and inv.nodes is not None
+            and inv.api_resources is not None
+            and not inv.failed_groups
+        )
+        missing = [
+            name
+            for name, part in (
+                ("version", inv.version),
+                ("nodes", inv.nodes),
+                ("API resources", inv.api_resources),
+            )
+            if part is None
+        ]
+        if inv.failed_groups:
+            missing.append("API groups " + ", ".join(sorted(inv.failed_groups)))
+        await conn.execute(
+            q["upsert_cluster"],
+            cid,
+            inv.cluster_id_source,
+            inv.server_url,
+            inv.provider,
+            sorted(set(inv.context_names)),
+            inv.discovery_mode,
+            when,
+            "ok" if complete else "partial",
+            None if complete else "not read: " + "; ".join(missing),
+            run_id,
+        )
+        version = await _merge_version(conn, q, cid, when, inv.version)
+        nodes = await _merge_nodes(conn, q, cid, when, inv.nodes)
+        api = await _merge_api_resources(
+            conn, q, cid, when, inv.api_resources, failed_groups=frozenset(inv.failed_groups)
+        )
+        services = await _merge_services(conn, q, cid, when, inv.services)
+    return StoreStats(
+        cluster_id=cid,
+        version=version,
+        nodes=nodes,
+        api_resources=api,
+        services=services,
+        duration_ms=int((time.perf_counter() - started) * 1000),
+    )
+
+
+async def _merge_version(
+    conn: Connection,
+    q: dict[str, str],
+    cid: str,
+    when: datetime,
+    record: VersionRecord | None,
+) -> PartStats:
+    if record is None:
+        return PartStats(skipped=True)
+    new_hash = _hash(record)
+    old_hash = await conn.fetchval(q["current_version_hash"], cid)
+    if old_hash == new_hash:
+        return PartStats()
+    closed = 0
+    if old_hash is not None:
+        await conn.execute(q["close_version"], cid, when)
+        closed = 1
+    await conn.execute(
+        q["insert_version"],
+        cid,
+        record.git_version,
+        record.major,
+        record.minor,
+        record.minor_version,
+        record.git_commit,
+        record.git_tree_state,
+        record.build_date,
+        record.go_version,
+        record.compiler,
+        record.platform,
+        record.emulation_major,
+        record.emulation_minor,
+        new_hash,
+        when,
+    )
+    return PartStats(inserted=1, closed=closed)
+
+
+def _affected(status: str) -> int:
+    # asyncpg returns the command tag, e.g. 'UPDATE 3' / 'INSERT 0 3'.
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def _merge_nodes(
+    conn: Connection,
+    q: dict[str, str],
+    cid: str,
+    when: datetime,
+    records: Sequence[NodeRecord] | None,
+) -> PartStats:
+    if records is None:
+        return PartStats(skipped=True)
+    current = {row[0]: row[1] for row in await conn.fetch(q["current_node_hashes"], cid)}
+    incoming = _unique(records, node_key, "node", cid)
+    changed = [rec for key, rec in incoming.items() if current.get(key) != _hash(rec)]
+    to_close = [
+        key for key, old in current.items() if key not in incoming or _hash(incoming[key]) != old
+    ]
+    closed = inserted = 0
+    if to_close:
+        closed = _affected(await conn.execute(q["close_nodes"], cid, when, to_close))
+    if changed:
+        await conn.execute(q["create_node_stage"])
+        await conn.copy_records_to_table(
+            "node_stage", records=[node_row(r) for r in changed], columns=NODE_COLUMNS
+        )
+        inserted = _affected(await conn.execute(q["merge_nodes"], cid, when))
+    return PartStats(inserted=inserted, closed=closed)
+
+
+async def _merge_api_resources(
+    conn: Connection,
+    q: dict[str, str],
+    cid: str,
+    when: datetime,
+    records: Sequence[ApiResourceRecord] | None,
+    *,
+    failed_groups: frozenset[str],
+) -> PartStats:
+    if records is None:
+        return PartStats(skipped=True)
+    current = {
+        (row[0], row[1], row[2]): row[3]
+        for row in await conn.fetch(q["current_api_resource_hashes"], cid)
+    }
+    stored_groups = {key[0] for key in current}
+    incoming = _unique(records, api_resource_key, "API resource", cid)
+    # A failed or stale group keeps what is stored; with nothing stored yet, what was read is
+    # the best information there is.
+    kept_groups = failed_groups & stored_groups
+    incoming = {k: r for k, r in incoming.items() if k[0] not in kept_groups}
+    changed = [rec for key, rec in incoming.items() if current.get(key) != _hash(rec)]
+    to_close = [
+        key
+        for key, old in current.items()
+        if key[0] not in kept_groups and (key not in incoming or _hash(incoming[key]) != old)
+    ]
+    closed = inserted = 0
+    if to_close:
+        groups, versions, resources = (list(col) for col in zip(*to_close, strict=True))
+        closed = _affected(
+            await conn.execute(q["close_api_resources"], cid, when, groups, versions, resources)
+        )
+    if changed:
+        await conn.execute(q["create_api_resource_stage"])
+        await conn.copy_records_to_table(
+            "api_resource_stage",
+            records=[api_resource_row(r) for r in changed],
+            columns=API_RESOURCE_COLUMNS,
+        )
+        inserted = _affected(await conn.execute(q["merge_api_resources"], cid, when))
+    return PartStats(inserted=inserted, closed=closed)
+
+
+async def _merge_services(
+    conn: Connection,
+    q: dict[str, str],
+    cid: str,
+    when: datetime,
+    records: Sequence[ClusterServiceRecord] | None,
+) -> PartStats:
+    if records is None:
+        return PartStats(skipped=True)
+    current = {
+        (row[0], row[1]): row[2] for row in await conn.fetch(q["current_service_hashes"], cid)
+    }
+    incoming = _unique(records, lambda r: (r.namespace, r.name), "service", cid)
+    hashes = {key: service_hash(rec) for key, rec in incoming.items()}
+    changed = [key for key, h in hashes.items() if current.get(key) != h]
+    to_close = [key for key, old in current.items() if hashes.get(key) != old]
+    closed = inserted = 0
+    if to_close:
+        namespaces, names = (list(col) for col in zip(*to_close, strict=True))
+        closed = _affected(await conn.execute(q["close_services"], cid, when, namespaces, names))
+    if changed:
+        inserted = _affected(
+            await conn.execute(
+                q["insert_services"],
+                cid,
+                when,
+                [k[0] for k in changed],
+                [k[1] for k in changed],
+                [incoming[k].proxy_url for k in changed],
+                [hashes[k] for k in changed],
+            )
+        )
+    return PartStats(inserted=inserted, closed=closed)
+
+
+def check_store_time(at: datetime | None) -> None:
+    if at is not None and at.tzinfo is None:
+        raise StoreError("the store time must be timezone-aware")

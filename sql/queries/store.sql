@@ -1,0 +1,237 @@
+-- Queries of the write path and the ledger (collector/store/writing.py, collector/store/ledger.py).
+-- Every history merge is set-based: one statement per table per cluster, and only for the rows
+-- whose content hash changed; unchanged rows are never touched.
+
+-- name: lock_cluster
+-- Transaction-scoped advisory lock on one cluster: stores and claims of a cluster serialize.
+SELECT pg_advisory_xact_lock(hashtextextended('kubeinv.cluster:' || $1, 0));
+
+-- name: upsert_cluster
+-- $1 cluster_id, $2 cluster_id_source, $3 server_url, $4 provider, $5 context_names,
+-- $6 discovery_mode, $7 at, $8 status, $9 error, $10 run_id
+INSERT INTO inventory.cluster AS c (
+    cluster_id, cluster_id_source, server_url, provider, context_names, discovery_mode,
+    first_seen_at, last_collected_at, last_attempt_at, last_status, last_error, last_run_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, $8, $9, $10)
+ON CONFLICT (cluster_id) DO UPDATE SET
+    cluster_id_source = EXCLUDED.cluster_id_source,
+    server_url        = EXCLUDED.server_url,
+    provider          = EXCLUDED.provider,
+    context_names     = EXCLUDED.context_names,
+    discovery_mode    = coalesce(EXCLUDED.discovery_mode, c.discovery_mode),
+    last_collected_at = EXCLUDED.last_collected_at,
+    last_attempt_at   = EXCLUDED.last_attempt_at,
+    last_status       = EXCLUDED.last_status,
+    last_error        = EXCLUDED.last_error,
+    last_run_id       = EXCLUDED.last_run_id;
+
+-- name: transaction_time
+SELECT now();
+
+-- ---- cluster version ----------------------------------------------------------------------
+
+-- name: current_version_hash
+SELECT content_hash FROM inventory.cluster_version_history
+WHERE cluster_id = $1 AND valid_to IS NULL;
+
+-- name: close_version
+UPDATE inventory.cluster_version_history SET valid_to = $2
+WHERE cluster_id = $1 AND valid_to IS NULL;
+
+-- name: insert_version
+INSERT INTO inventory.cluster_version_history (
+    cluster_id, git_version, major, minor, minor_version, git_commit, git_tree_state,
+    build_date, go_version, compiler, platform, emulation_major, emulation_minor,
+    content_hash, valid_from)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15);
+
+-- ---- nodes (key: node_uid) ----------------------------------------------------------------
+
+-- name: current_node_hashes
+SELECT node_uid, content_hash FROM inventory.node_history
+WHERE cluster_id = $1 AND valid_to IS NULL;
+
+-- name: create_node_stage
+CREATE TEMP TABLE node_stage ON COMMIT DROP AS
+SELECT node_uid, name, created_at, roles, ready, unschedulable,
+       kubelet_version, container_runtime_version, os_image, kernel_version,
+       architecture, operating_system, internal_ip, external_ip, provider_id, cloud_provider,
+       region, zone, instance_type,
+       cpu_capacity_millicores, memory_capacity_bytes, pods_capacity,
+       ephemeral_storage_capacity_bytes, gpu_capacity,
+       cpu_allocatable_millicores, memory_allocatable_bytes, pods_allocatable,
+       capacity, allocatable, labels, taints, conditions, problems, content_hash
+FROM inventory.node_history WITH NO DATA;
+
+-- name: close_nodes
+-- $1 cluster_id, $2 at, $3 node_uids whose current version changed or disappeared
+UPDATE inventory.node_history SET valid_to = $2
+WHERE cluster_id = $1 AND valid_to IS NULL AND node_uid = ANY($3::text[]);
+
+-- name: merge_nodes
+-- Insert the staged (new or changed) nodes as current versions. first_seen_at is carried over
+-- from the node's earlier versions.
+INSERT INTO inventory.node_history (
+    cluster_id, node_uid, name, created_at, roles, ready, unschedulable,
+    kubelet_version, container_runtime_version, os_image, kernel_version,
+    architecture, operating_system, internal_ip, external_ip, provider_id, cloud_provider,
+    region, zone, instance_type,
+    cpu_capacity_millicores, memory_capacity_bytes, pods_capacity,
+    ephemeral_storage_capacity_bytes, gpu_capacity,
+    cpu_allocatable_millicores, memory_allocatable_bytes, pods_allocatable,
+    capacity, allocatable, labels, taints, conditions, problems, content_hash,
+    first_seen_at, valid_from)
+SELECT $1, s.node_uid, s.name, s.created_at, s.roles, s.ready, s.unschedulable,
+       s.kubelet_version, s.container_runtime_version, s.os_image, s.kernel_version,
+       s.architecture, s.operating_system, s.internal_ip, s.external_ip, s.provider_id,
+       s.cloud_provider, s.region, s.zone, s.instance_type,
+       s.cpu_capacity_millicores, s.memory_capacity_bytes, s.pods_capacity,
+       s.ephemeral_storage_capacity_bytes, s.gpu_capacity,
+       s.cpu_allocatable_millicores, s.memory_allocatable_bytes, s.pods_allocatable,
+       s.capacity, s.allocatable, s.labels, s.taints, s.conditions, s.problems, s.content_hash,
+       coalesce((SELECT min(h.first_seen_at) FROM inventory.node_history h
+                 WHERE h.cluster_id = $1 AND h.node_uid = s.node_uid), $2),
+       $2
+FROM node_stage s;
+
+-- ---- API resources (key: api_group, api_version, resource) --------------------------------
+
+-- name: current_api_resource_hashes
+SELECT api_group, api_version, resource, content_hash FROM inventory.api_resource_history
+WHERE cluster_id = $1 AND valid_to IS NULL;
+
+-- name: create_api_resource_stage
+CREATE TEMP TABLE api_resource_stage ON COMMIT DROP AS
+SELECT api_group, api_version, resource, kind, namespaced, verbs, short_names, categories,
+       singular_name, preferred, content_hash
+FROM inventory.api_resource_history WITH NO DATA;
+
+-- name: close_api_resources
+-- $3, $4, $5: parallel arrays of the (group, version, resource) keys to close
+UPDATE inventory.api_resource_history h SET valid_to = $2
+FROM unnest($3::text[], $4::text[], $5::text[]) AS k(api_group, api_version, resource)
+WHERE h.cluster_id = $1 AND h.valid_to IS NULL
+  AND h.api_group = k.api_group AND h.api_version = k.api_version AND h.resource = k.resource;
+
+-- name: merge_api_resources
+INSERT INTO inventory.api_resource_history (
+    cluster_id, api_group, api_version, resource, kind, namespaced, verbs, short_names,
+    categories, singular_name, preferred, content_hash, valid_from)
+SELECT $1, s.api_group, s.api_version, s.resource, s.kind, s.namespaced, s.verbs,
+       s.short_names, s.categories, s.singular_name, s.preferred, s.content_hash, $2
+FROM api_resource_stage s;
+
+-- ---- cluster services (key: namespace, name) ----------------------------------------------
+
+-- name: current_service_hashes
+SELECT namespace, name, content_hash FROM inventory.cluster_service_history
+WHERE cluster_id = $1 AND valid_to IS NULL;
+
+-- name: close_services
+UPDATE inventory.cluster_service_history h SET valid_to = $2
+FROM unnest($3::text[], $4::text[]) AS k(namespace, name)
+WHERE h.cluster_id = $1 AND h.valid_to IS NULL
+  AND h.namespace = k.namespace AND h.name = k.name;
+
+-- name: insert_services
+-- Services are a handful per cluster: inserted from arrays, no staging table.
+INSERT INTO inventory.cluster_service_history (
+    cluster_id, namespace, name, proxy_url, content_hash, valid_from)
+SELECT $1, s.namespace, s.name, s.proxy_url, s.content_hash, $2
+FROM unnest($3::text[], $4::text[], $5::text[], $6::text[])
+     AS s(namespace, name, proxy_url, content_hash);
+
+-- ---- claims -------------------------------------------------------------------------------
+
+-- name: claim_cluster
+-- Take the cluster for run $2 unless another run holds a live claim: one that is still running
+-- (and not older than $4, a crashed collector's claim expires), or that finished less than $3
+-- ago (the cluster was collected in this interval). Returns a row when claimed.
+INSERT INTO inventory.cluster_claim AS cl (cluster_id, run_id, claimed_at)
+VALUES ($1, $2, now())
+ON CONFLICT (cluster_id) DO UPDATE SET run_id = EXCLUDED.run_id, claimed_at = EXCLUDED.claimed_at
+WHERE cl.run_id = EXCLUDED.run_id
+   OR (cl.claimed_at < now() - $3::interval
+       AND (cl.claimed_at < now() - $4::interval
+            OR NOT EXISTS (SELECT 1 FROM inventory.collection_run r
+                           WHERE r.run_id = cl.run_id AND r.finished_at IS NULL)))
+RETURNING run_id;
+
+-- name: claim_holder
+SELECT cl.run_id, cl.claimed_at, r.started_at, r.finished_at, r.hostname, r.pid
+FROM inventory.cluster_claim cl
+LEFT JOIN inventory.collection_run r ON r.run_id = cl.run_id
+WHERE cl.cluster_id = $1;
+
+-- ---- ledger -------------------------------------------------------------------------------
+
+-- name: start_run
+INSERT INTO inventory.collection_run (hostname, pid, kubeinv_version)
+VALUES ($1, $2, $3)
+RETURNING run_id, started_at;
+
+-- name: finish_run
+UPDATE inventory.collection_run SET finished_at = now(), status = $2
+WHERE run_id = $1
+RETURNING run_id;
+
+-- name: abandon_stale_runs
+-- Runs of crashed collectors: still 'running' after $1.
+UPDATE inventory.collection_run SET status = 'abandoned', finished_at = now()
+WHERE finished_at IS NULL AND started_at < now() - $1::interval;
+
+-- name: insert_outcome
+INSERT INTO inventory.cluster_collection (
+    run_id, kubeconfig_path, context_name, cluster_id, server_url, status, deduplicated,
+    error_class, error_message, duration_ms, discovery_mode, insecure_skip_tls_verify,
+    node_count, api_resource_count, started_at, finished_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+ON CONFLICT (run_id, kubeconfig_path, context_name) DO UPDATE SET
+    cluster_id = EXCLUDED.cluster_id, server_url = EXCLUDED.server_url,
+    status = EXCLUDED.status, deduplicated = EXCLUDED.deduplicated,
+    error_class = EXCLUDED.error_class, error_message = EXCLUDED.error_message,
+    duration_ms = EXCLUDED.duration_ms, discovery_mode = EXCLUDED.discovery_mode,
+    insecure_skip_tls_verify = EXCLUDED.insecure_skip_tls_verify,
+    node_count = EXCLUDED.node_count, api_resource_count = EXCLUDED.api_resource_count,
+    started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at;
+
+-- name: apply_outcomes_to_clusters
+-- After the ledger rows of run $1 are written: set each touched cluster's last status.
+-- A context that could not identify its cluster (unreachable, auth failure) is attributed to
+-- the cluster it identified last time, so that a cluster that went down shows 'failed'.
+-- A cluster collected through one context is 'ok' even if another of its contexts failed.
+WITH outcome AS (
+    SELECT cc.*, coalesce(cc.cluster_id, prev.cluster_id) AS resolved_id
+    FROM inventory.cluster_collection cc
+    LEFT JOIN LATERAL (
+        SELECT p.cluster_id FROM inventory.cluster_collection p
+        WHERE p.kubeconfig_path = cc.kubeconfig_path AND p.context_name = cc.context_name
+          AND p.cluster_id IS NOT NULL AND p.run_id < cc.run_id
+        ORDER BY p.run_id DESC LIMIT 1
+    ) prev ON cc.cluster_id IS NULL
+    WHERE cc.run_id = $1
+), per_cluster AS (
+    SELECT resolved_id AS cluster_id,
+           CASE WHEN bool_or(status = 'ok' AND NOT deduplicated) THEN 'ok'
+                WHEN bool_or(status = 'partial' AND NOT deduplicated) THEN 'partial'
+                WHEN bool_or(status <> 'failed') THEN NULL   -- collected elsewhere: keep
+                ELSE 'failed' END AS status,
+           (array_agg(error_class || ': ' || coalesce(error_message, '')
+                      ORDER BY deduplicated, context_name)
+                FILTER (WHERE error_class IS NOT NULL AND status <> 'ok'))[1] AS error,
+           array_agg(DISTINCT context_name ORDER BY context_name)
+                FILTER (WHERE cluster_id IS NOT NULL) AS reached
+    FROM outcome
+    WHERE resolved_id IS NOT NULL
+    GROUP BY resolved_id
+)
+UPDATE inventory.cluster c SET
+    last_status     = coalesce(p.status, c.last_status),
+    last_error      = CASE WHEN p.status IS NULL THEN c.last_error
+                           WHEN p.status = 'ok' THEN NULL
+                           ELSE p.error END,
+    last_attempt_at = now(),
+    last_run_id     = $1,
+    context_names   = coalesce(p.reached, c.context_names)
+FROM per_cluster p
+WHERE c.cluster_id = p.cluster_id;

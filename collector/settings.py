@@ -36,6 +36,7 @@ from collector.errors import SettingsError
 ENV_PREFIX = "KUBEINV_"
 ENV_NESTED = "__"
 CONFIG_ENV = "KUBEINV_CONFIG"
+_IN_CLUSTER_VARS = ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -206,6 +207,8 @@ class Settings(BaseSettings):
     kubeconfig_env: str | None = Field(default=None, exclude=True)
     home: Path | None = Field(default=None, exclude=True)
     config_file: Path | None = Field(default=None, exclude=True)
+    # KUBERNETES_SERVICE_HOST/PORT, for the in-cluster target.
+    in_cluster_env: dict[str, str] = Field(default_factory=dict, exclude=True)
 
     @field_validator("kubeconfigs", "contexts", "exclude_contexts", mode="before")
     @classmethod
@@ -393,6 +396,7 @@ def load_settings(
         kubeconfig_env=env.get("KUBECONFIG") or None,
         home=Path(home) if home else None,
         config_file=path,
+        in_cluster_env={k: env[k] for k in _IN_CLUSTER_VARS if k in env},
     )
 
 

@@ -1,0 +1,422 @@
+"""Orchestration of the commands: settings -> targets -> gather -> store -> ledger -> exit code.
+
+Data flows one way. ``collect_once`` is the unit the daemon schedules; the ``*_command``
+functions are what ``collector.cli`` calls, and they return the process exit code (DESIGN.md):
+0 every target ok, 1 some target partial or failed, 2 usage/configuration error or no target,
+3 the database could not be used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from collector.errors import (
+    EXIT_DATABASE,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    ConfigError,
+    KubeconfigError,
+    NoTargetsError,
+    StoreError,
+)
+from collector.logging_setup import cluster_scope, get_logger, register_secrets
+from collector.records import ClusterInventory, CollectionResult, TargetOutcome
+from collector.settings import Settings
+
+if TYPE_CHECKING:
+    from collector.gathering import GatherOptions
+    from collector.metrics import Metrics
+    from collector.store import Store
+    from collector.targets import Target
+
+log = get_logger("running")
+
+
+# --- targets --------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadedTargets:
+    targets: list[Target]
+    # Kubeconfig files that could not be read: each becomes a failed ledger row of its own.
+    file_outcomes: list[TargetOutcome]
+
+
+def load_run_targets(settings: Settings) -> LoadedTargets:
+    """The targets of the settings; broken files are reported, never fatal for the others."""
+    from collector import targets as targets_mod  # noqa: PLC0415 (pyyaml: only when needed)
+
+    environ: dict[str, str] = {}
+    if settings.kubeconfig_env:
+        environ["KUBECONFIG"] = settings.kubeconfig_env
+    loaded = targets_mod.load_targets(
+        settings.kubeconfigs,
+        include=settings.contexts,
+        exclude=settings.exclude_contexts,
+        environ=environ,
+        home=settings.home,
+    )
+    targets = list(loaded.targets)
+    if settings.in_cluster:
+        own = targets_mod.in_cluster_target(settings.in_cluster_env)
+        if own is None:
+            raise ConfigError(
+                "--in-cluster: not running in a Kubernetes pod (KUBERNETES_SERVICE_HOST and "
+                "KUBERNETES_SERVICE_PORT unset, or no service account token mounted)"
+            )
+        targets.append(own)
+    now = datetime.now(UTC)
+    file_outcomes = [_file_outcome(err, now) for err in loaded.errors]
+    for outcome in file_outcomes:
+        log.error(outcome.error_message, extra={"kubeconfig": outcome.kubeconfig_path})
+    for target in targets:
+        register_secrets(target.secrets)
+        if target.problem:
+            log.warning(
+                "broken context: %s",
+                target.problem,
+                extra={"context": target.context_name, "kubeconfig": target.kubeconfig_path},
+            )
+    if not targets and not file_outcomes:
+        where = (
+            ", ".join(settings.kubeconfigs)
+            if settings.kubeconfigs
+            else "KUBECONFIG"
+            if settings.kubeconfig_env
+            else "~/.kube/config"
+        )
+        filters = ""
+        if settings.contexts or settings.exclude_contexts:
+            filters = (
+                f" matching --context {settings.contexts or ['*']} "
+                f"--exclude-context {settings.exclude_contexts or []}"
+            )
+        raise NoTargetsError(f"no target: no context{filters} found in {where}")
+    return LoadedTargets(targets, file_outcomes)
+
+
+def _file_outcome(err: KubeconfigError, now: datetime) -> TargetOutcome:
+    return TargetOutcome(
+        kubeconfig_path=err.path or "",
+        context_name=err.context or "",
+        status="failed",
+        error_class=err.error_class,
+        error_message=err.message,
+        started_at=now,
+        finished_at=now,
+    )
+
+
+def gather_options(settings: Settings) -> GatherOptions:
+    from collector.gathering import GatherOptions  # noqa: PLC0415 (imports kubernetes_asyncio)
+
+    c = settings.collection
+    return GatherOptions(
+        concurrency=c.concurrency,
+        request_timeout=c.timeout,
+        cluster_timeout=c.cluster_timeout,
+        page_size=c.page_size,
+        max_retries=c.max_retries,
+        backoff_base=c.backoff_base,
+        backoff_max=c.backoff_max,
+    )
+
+
+def exit_code_of(outcomes: Sequence[TargetOutcome]) -> int:
+    if not outcomes:
+        return EXIT_USAGE
+    return EXIT_OK if all(o.status == "ok" for o in outcomes) else EXIT_PARTIAL
+
+
+def run_status_of(outcomes: Sequence[TargetOutcome]) -> str:
+    if all(o.status == "ok" for o in outcomes):
+        return "ok"
+    if any(o.status != "failed" for o in outcomes):
+        return "partial"
+    return "failed"
+
+
+# --- one run --------------------------------------------------------------------------------
+
+
+@dataclass
+class RunReport:
+    run_id: int | None
+    status: str
+    outcomes: list[TargetOutcome]
+    result: CollectionResult
+    not_claimed: list[str] = field(default_factory=list)
+    versions_written: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code_of(self.outcomes)
+
+
+Progress = Callable[[Any], None]
+
+
+async def collect_once(
+    settings: Settings,
+    *,
+    store: Store | None,
+    progress: Progress | None = None,
+    metrics: Metrics | None = None,
+    fresh_within: timedelta = timedelta(0),
+) -> RunReport:
+    """One run: gather every target, then store each cluster (one transaction each) and the
+    ledger. With ``store`` None (dry run) nothing is written."""
+    from collector.gathering import gather  # noqa: PLC0415 (imports kubernetes_asyncio)
+
+    loaded = load_run_targets(settings)
+    run_id: int | None = None
+    if store is not None:
+        await store.migrate()
+        run_id = await store.start_run()
+    not_claimed: list[str] = []
+    versions_written = 0
+    claim = on_inventory = None
+    if store is not None and run_id is not None:
+        current_run = run_id
+
+        async def claim(cluster_id: str) -> bool:
+            got = await store.claim_cluster(current_run, cluster_id, fresh_within=fresh_within)
+            if not got:
+                not_claimed.append(cluster_id)
+                log.info(
+                    "cluster %s is collected by another collector in this interval: skipped",
+                    cluster_id,
+                )
+            return got
+
+        async def on_inventory(inventory: ClusterInventory) -> None:
+            nonlocal versions_written
+            with cluster_scope(", ".join(inventory.context_names)):
+                stats = await store.store_inventory(current_run, inventory)
+            versions_written += int(getattr(stats, "versions_written", 0))
+
+    try:
+        result = await gather(
+            loaded.targets,
+            gather_options(settings),
+            progress,
+            claim=claim,
+            on_inventory=on_inventory,
+        )
+        outcomes = [*loaded.file_outcomes, *result.outcomes]
+        report = RunReport(
+            run_id,
+            run_status_of(outcomes),
+            outcomes,
+            result,
+            not_claimed=not_claimed,
+            versions_written=versions_written,
+        )
+        if store is not None and run_id is not None:
+            await store.record_outcomes(run_id, report.outcomes)
+            await store.finish_run(run_id, report.status)
+        if metrics is not None:
+            metrics.observe_outcomes(report.outcomes)
+        _log_outcomes(report)
+        return report
+    except asyncio.CancelledError:
+        if store is not None and run_id is not None:
+            log.warning("run %d abandoned: clusters not yet stored keep their state", run_id)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(asyncio.wait_for(store.finish_run(run_id, "abandoned"), 5))
+        raise
+    except StoreError:
+        if store is not None and run_id is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(store.finish_run(run_id, "failed"), 5)
+        raise
+
+
+def _log_outcomes(report: RunReport) -> None:
+    for o in report.outcomes:
+        extra = {
+            "context": o.context_name or "-",
+            "kubeconfig": o.kubeconfig_path,
+            "status": o.status,
+            "duration_ms": o.duration_ms,
+        }
+        if o.status == "ok":
+            log.debug("collected", extra={**extra, "cluster_id": o.cluster_id})
+        else:
+            log.warning(
+                "%s: %s: %s",
+                o.status,
+                o.error_class,
+                o.error_message,
+                extra={**extra, "cluster_id": o.cluster_id},
+            )
+    counts = {
+        s: sum(1 for o in report.outcomes if o.status == s) for s in ("ok", "partial", "failed")
+    }
+    log.info(
+        "run %s finished: %s",
+        report.run_id if report.run_id is not None else "(dry run)",
+        report.status,
+        extra={**counts, "clusters": len(report.result.inventories)},
+    )
+
+
+# --- database -------------------------------------------------------------------------------
+
+
+async def open_settings_store(settings: Settings) -> Store:
+    from collector.store import open_store  # noqa: PLC0415 (imports asyncpg)
+
+    return await open_store(settings.database_url, data_dir=settings.data_dir)
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+async def collect_command(settings: Settings, *, dry_run: bool, output: str | None) -> int:
+    from collector import progress_ui  # noqa: PLC0415
+
+    ui = progress_ui.ProgressUI.for_terminal(enabled=output != "json")
+    store: Store | None = None
+    try:
+        if not dry_run:
+            store = await open_settings_store(settings)
+        with ui:
+            try:
+                report = await collect_once(settings, store=store, progress=ui.on_event)
+            except StoreError as exc:
+                log.error("database: %s", exc.message)
+                print(f"kubeinv: error: {exc.message}", file=sys.stderr)
+                return EXIT_DATABASE
+    except StoreError as exc:
+        print(f"kubeinv: error: {exc.message}", file=sys.stderr)
+        return EXIT_DATABASE
+    finally:
+        if store is not None:
+            with contextlib.suppress(Exception):
+                await store.close()
+    if output == "json":
+        doc: Any
+        if dry_run:
+            doc = {"status": report.status, **msgspec.to_builtins(report.result)}
+            doc["outcomes"] = msgspec.to_builtins(report.outcomes)
+        else:
+            doc = {
+                "run_id": report.run_id,
+                "status": report.status,
+                "outcomes": msgspec.to_builtins(report.outcomes),
+            }
+        sys.stdout.buffer.write(msgspec.json.encode(doc) + b"\n")
+        sys.stdout.flush()
+    else:
+        progress_ui.print_summary(report.outcomes, report.result, run_id=report.run_id)
+    return report.exit_code
+
+
+async def daemon_command(settings: Settings) -> int:
+    from collector.metrics import Metrics, MetricsServer  # noqa: PLC0415
+    from collector.scheduling import Daemon  # noqa: PLC0415
+
+    # Fail fast on what no tick can fix: no target, broken settings.
+    load_run_targets(settings)
+    metrics = Metrics()
+    server: MetricsServer | None = None
+    if settings.metrics.port is not None:
+        server = MetricsServer(metrics, settings.metrics.host, settings.metrics.port)
+        try:
+            await server.start()
+        except OSError as exc:
+            raise ConfigError(
+                f"metrics: cannot listen on {settings.metrics.host}:{settings.metrics.port}: "
+                f"{exc.strerror}"
+            ) from None
+    interval = settings.schedule.interval_delta
+    fresh_within = interval / 2 if interval and not settings.schedule.cron else timedelta(0)
+    holder: dict[str, Store | None] = {"store": None}
+
+    async def job() -> str:
+        started = time.monotonic()
+        store = holder["store"]
+        try:
+            if store is None:
+                store = holder["store"] = await open_settings_store(settings)
+            report = await collect_once(
+                settings, store=store, metrics=metrics, fresh_within=fresh_within
+            )
+        except StoreError as exc:
+            log.error(
+                "run failed: the database cannot be used: %s (the next tick reconnects)",
+                exc.message,
+            )
+            # Drop the pool: the next tick opens a fresh one.
+            if holder["store"] is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(holder["store"].close(), 5)
+                holder["store"] = None
+            return "error"
+        log.debug("tick took %.2fs", time.monotonic() - started)
+        return report.status
+
+    daemon = Daemon(settings.schedule, job, metrics=metrics)
+    try:
+        return await daemon.serve()
+    finally:
+        if server is not None:
+            await server.stop()
+        if holder["store"] is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(holder["store"].close(), 5)
+
+
+def contexts_command(settings: Settings, *, check: bool, output: str | None) -> int:
+    from collector import progress_ui  # noqa: PLC0415
+
+    loaded = load_run_targets(settings)
+    checked: list[TargetOutcome] | None = None
+    if check:
+        from collector.gathering import check_targets  # noqa: PLC0415
+
+        checked = asyncio.run(check_targets(loaded.targets, gather_options(settings)))
+    rows = progress_ui.context_rows(loaded.targets, loaded.file_outcomes, checked)
+    if output == "json":
+        sys.stdout.buffer.write(msgspec.json.encode(rows) + b"\n")
+        sys.stdout.flush()
+    else:
+        progress_ui.print_contexts(rows, checked=check)
+    failed = bool(loaded.file_outcomes) or any(t.problem for t in loaded.targets)
+    if checked is not None:
+        failed = failed or any(o.status != "ok" for o in checked)
+    return EXIT_PARTIAL if failed else EXIT_OK
+
+
+async def migrate_command(settings: Settings) -> int:
+    store = await open_settings_store(settings)
+    try:
+        applied = await store.migrate()
+    finally:
+        await store.close()
+    print(f"applied {', '.join(applied)}" if applied else "the schema is up to date")
+    return EXIT_OK
+
+
+async def db_url_command(settings: Settings) -> int:
+    if settings.database_url:
+        # The configured DSN, as given: it is for psql, which needs it whole.
+        print(settings.database_url)
+        return EXIT_OK
+    store = await open_settings_store(settings)
+    try:
+        print(store.dsn)
+    finally:
+        await store.close()
+    return EXIT_OK

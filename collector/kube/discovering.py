@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from collector.errors import ClusterError, NotFoundError, StaleGroupError
 from collector.kube.fetching import decoded
-from collector.kube.requesting import KubeClient, Response
+from collector.kube.requesting import KubeClient, Response, all_or_first_error
 from collector.normalize import (
     decode_aggregated_discovery,
     decode_core_versions,
@@ -64,10 +64,9 @@ def discovery_mode(content_type: str) -> DiscoveryMode:
 
 async def discover_api_resources(client: KubeClient) -> Discovery:
     """Every served resource of every group version, with the preferred flag."""
-    async with asyncio.TaskGroup() as tasks:
-        core_task = tasks.create_task(client.get("/api", accept=DISCOVERY_ACCEPT))
-        groups_task = tasks.create_task(client.get("/apis", accept=DISCOVERY_ACCEPT))
-    core, groups = core_task.result(), groups_task.result()
+    core, groups = await all_or_first_error(
+        client.get("/api", accept=DISCOVERY_ACCEPT), client.get("/apis", accept=DISCOVERY_ACCEPT)
+    )
     core_mode, groups_mode = discovery_mode(core.content_type), discovery_mode(groups.content_type)
 
     result = Discovery(mode=min(core_mode, groups_mode, key=_MODE_RANK.__getitem__))

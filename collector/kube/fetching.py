@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -13,7 +12,7 @@ from collector.errors import (
     MalformedResponseError,
     NotFoundError,
 )
-from collector.kube.requesting import KubeClient, Response
+from collector.kube.requesting import KubeClient, Response, all_or_first_error
 from collector.normalize import (
     decode_cluster_services,
     decode_namespace_uid,
@@ -81,15 +80,12 @@ async def identify(client: KubeClient, *, server_url: str, ca_bytes: bytes | Non
         except (ForbiddenError, NotFoundError) as exc:
             return exc
 
-    async with asyncio.TaskGroup() as tasks:
-        version_task = tasks.create_task(fetch_version(client))
-        uid_task = tasks.create_task(uid_or_refusal())
-    uid = uid_task.result()
+    version, uid = await all_or_first_error(fetch_version(client), uid_or_refusal())
     if isinstance(uid, ClusterError):
         return Identity(
             cluster_id=fallback_cluster_id(server_url, ca_bytes),
             source="server-ca-hash",
-            version=version_task.result(),
+            version=version,
             uid_error=uid,
         )
-    return Identity(cluster_id=uid, source="kube-system-uid", version=version_task.result())
+    return Identity(cluster_id=uid, source="kube-system-uid", version=version)

@@ -147,3 +147,19 @@ class KubeClient:
         return Response(
             status=status, content_type=resp.headers.get("Content-Type", ""), body=body, url=url
         )
+
+
+async def all_or_first_error(*aws: Awaitable[Any]) -> list[Any]:
+    """Run awaitables concurrently; return all results, or raise the first error (unwrapped,
+    unlike a TaskGroup's ExceptionGroup) after cancelling the others."""
+    tasks = [asyncio.ensure_future(aw) for aw in aws]
+    try:
+        done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in tasks:
+            if task in done and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        return [task.result() for task in tasks]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -52,7 +52,7 @@ class LoadedTargets:
     file_outcomes: list[TargetOutcome]
 
 
-def load_run_targets(settings: Settings) -> LoadedTargets:
+def load_run_targets(settings: Settings, *, announce: bool = True) -> LoadedTargets:
     """The targets of the settings; broken files are reported, never fatal for the others."""
     from collector import targets as targets_mod  # noqa: PLC0415 (pyyaml: only when needed)
 
@@ -77,11 +77,11 @@ def load_run_targets(settings: Settings) -> LoadedTargets:
         targets.append(own)
     now = datetime.now(UTC)
     file_outcomes = [_file_outcome(err, now) for err in loaded.errors]
-    for outcome in file_outcomes:
+    for outcome in file_outcomes if announce else ():
         log.error(outcome.error_message, extra={"kubeconfig": outcome.kubeconfig_path})
     for target in targets:
         register_secrets(target.secrets)
-        if target.problem:
+        if target.problem and announce:
             log.warning(
                 "broken context: %s",
                 target.problem,
@@ -95,13 +95,10 @@ def load_run_targets(settings: Settings) -> LoadedTargets:
             if settings.kubeconfig_env
             else "~/.kube/config"
         )
-        filters = ""
-        if settings.contexts or settings.exclude_contexts:
-            filters = (
-                f" matching --context {settings.contexts or ['*']} "
-                f"--exclude-context {settings.exclude_contexts or []}"
-            )
-        raise NoTargetsError(f"no target: no context{filters} found in {where}")
+        filters = [f"--context {g}" for g in settings.contexts]
+        filters += [f"--exclude-context {g}" for g in settings.exclude_contexts]
+        matching = f" matches {' '.join(filters)}" if filters else " found"
+        raise NoTargetsError(f"no target: no context{matching} in {where}")
     return LoadedTargets(targets, file_outcomes)
 
 
@@ -381,7 +378,7 @@ async def daemon_command(settings: Settings) -> int:
 def contexts_command(settings: Settings, *, check: bool, output: str | None) -> int:
     from collector import progress_ui  # noqa: PLC0415
 
-    loaded = load_run_targets(settings)
+    loaded = load_run_targets(settings, announce=False)
     checked: list[TargetOutcome] | None = None
     if check:
         from collector.gathering import check_targets  # noqa: PLC0415

@@ -12,13 +12,14 @@ Every other module receives a :class:`Settings` (or a part of it) as an argument
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -26,9 +27,11 @@ from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
     InitSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+from pydantic_settings.exceptions import SettingsError as PydanticSettingsError
 from pydantic_settings.sources.utils import parse_env_vars
 
 from collector.errors import SettingsError
@@ -189,11 +192,13 @@ class Settings(BaseSettings):
         default=None, description="PostgreSQL DSN; unset -> the embedded PostgreSQL"
     )
     data_dir: Path | None = Field(default=None, description="directory of the embedded PostgreSQL")
-    kubeconfigs: list[str] = Field(
+    kubeconfigs: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="kubeconfig files, directories or globs"
     )
-    contexts: list[str] = Field(default_factory=list, description="context name globs to include")
-    exclude_contexts: list[str] = Field(
+    contexts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="context name globs to include"
+    )
+    exclude_contexts: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="context name globs to exclude"
     )
     in_cluster: bool = Field(default=False, description="also collect the cluster kubeinv runs in")
@@ -215,6 +220,11 @@ class Settings(BaseSettings):
     def _split_list(cls, value: Any) -> Any:
         # KUBEINV_KUBECONFIGS may be JSON (pydantic-settings) or a plain comma separated list.
         if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                try:
+                    return json.loads(value)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"not a JSON list: {exc}") from None
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
@@ -376,6 +386,9 @@ def load_settings(
 
     try:
         bound = _Bound()
+    except PydanticSettingsError as exc:
+        # An environment variable of a nested table that is not valid JSON.
+        raise SettingsError(f"invalid setting: {exc}") from None
     except ValidationError as exc:
         raise SettingsError(
             _describe_error(

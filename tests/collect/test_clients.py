@@ -7,6 +7,7 @@ import base64
 import os
 import stat
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -75,16 +76,16 @@ async def test_client_certificate_data_goes_to_private_files_removed_after(tmp_p
         client = await build(t, files)
         config = client._api.configuration
         assert os.path.dirname(config.key_file) == files.path
-        assert open(config.key_file, "rb").read() == CLIENT.key_pem
+        assert Path(config.key_file).read_bytes() == CLIENT.key_pem
         assert stat.S_IMODE(os.stat(config.key_file).st_mode) == 0o600
         assert client.server_url == "https://127.0.0.1:6443"
         assert await auth_header(client) is None
         await client.close()
-    assert not os.path.exists(files.path)
+    assert not Path(files.path).exists()
     # the loader's content cache must not point at removed files: a second run works
     with CredentialFiles() as files2:
         client = await build(t, files2)
-        assert os.path.exists(client._api.configuration.key_file)
+        assert Path(client._api.configuration.key_file).exists()
         await client.close()
 
 
@@ -152,7 +153,7 @@ async def test_exec_plugin_certificate(tmp_path):
     )
     with CredentialFiles() as files:
         client = await build(t, files)
-        assert open(client._api.configuration.cert_file, "rb").read() == CLIENT.cert_pem
+        assert Path(client._api.configuration.cert_file).read_bytes() == CLIENT.cert_pem
         await client.close()
 
 

@@ -1,5 +1,6 @@
 """Exec credential plugins: resolution, timeout, failures, output parsing (real subprocesses)."""
 
+import asyncio
 import json
 import os
 import stat
@@ -130,7 +131,7 @@ time.sleep(600)
             os.kill(child, 0)
         except ProcessLookupError:
             break
-        time.sleep(0.05)
+        await asyncio.sleep(0.05)
     else:
         pytest.fail("the plugin's child process survived")
 

@@ -1,3 +1,4 @@
+# ruff: noqa: ASYNC240
 """Building clients from targets: auth material, exec plugins, temp files, User-Agent.
 
 No request is sent here; requests over HTTPS are tested against the simulator.

@@ -1,0 +1,143 @@
+"""Certificates for a simulated fleet: one CA per fleet, server and client certificates.
+
+ECDSA P-256 keys keep generation to about a millisecond per certificate, so a fleet of hundreds
+of clusters starts quickly. kubectl (Go) and Python's ssl module both accept them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+_VALIDITY = dt.timedelta(days=365)
+_BACKDATE = dt.timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """A certificate and its private key, both PEM-encoded."""
+
+    cert_pem: bytes
+    key_pem: bytes
+
+
+@dataclass(frozen=True)
+class CertificateAuthority:
+    """A self-signed CA able to issue server and client certificates."""
+
+    pair: KeyPair
+    _key: ec.EllipticCurvePrivateKey
+    _cert: x509.Certificate
+
+    @property
+    def cert_pem(self) -> bytes:
+        return self.pair.cert_pem
+
+    @classmethod
+    def generate(cls, common_name: str = "kubeinv-sim-ca") -> CertificateAuthority:
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        now = dt.datetime.now(dt.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _BACKDATE)
+            .not_valid_after(now + _VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+            .sign(key, hashes.SHA256())
+        )
+        return cls(_pair(cert, key), key, cert)
+
+    def _issue(
+        self,
+        subject: x509.Name,
+        *,
+        server: bool,
+        sans: list[x509.GeneralName] | None = None,
+    ) -> KeyPair:
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = dt.datetime.now(dt.UTC)
+        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(self._cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _BACKDATE)
+            .not_valid_after(now + _VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), False
+            )
+        )
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        return _pair(builder.sign(self._key, hashes.SHA256()), key)
+
+    def issue_server(self, common_name: str = "kube-apiserver") -> KeyPair:
+        """A serving certificate valid for 127.0.0.1 and localhost (shared by all clusters)."""
+        sans: list[x509.GeneralName] = [
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            x509.DNSName("localhost"),
+            x509.DNSName("kubernetes"),
+            x509.DNSName("kubernetes.default.svc"),
+        ]
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        return self._issue(subject, server=True, sans=sans)
+
+    def issue_client(self, user: str, groups: tuple[str, ...] = ()) -> KeyPair:
+        """A client certificate: CN is the user name and O the groups, as kube-apiserver reads them."""
+        attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups]
+        attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, user))
+        return self._issue(x509.Name(attrs), server=False)
+
+
+def _pair(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> KeyPair:
+    return KeyPair(
+        cert_pem=cert.public_bytes(serialization.Encoding.PEM),
+        key_pem=key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        ),
+    )

@@ -1,0 +1,837 @@
+"""Node objects of a simulated cluster, modelled on the real nodes in data/nodes.
+
+Generation is deterministic: every random choice comes from a `random.Random` seeded with the
+fleet seed, the cluster name and the node index. Each node is encoded to JSON once; only the
+condition heartbeat times change per request, and they are spliced in with one bytes.replace
+over the joined page (see HEARTBEAT_PLACEHOLDER).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import uuid
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import msgspec
+
+Json = dict[str, Any]
+
+FLAVOURS = ("kubeadm", "kind", "eks", "gke", "aks", "k3s", "openshift")
+
+# Same length as an RFC 3339 time ("2026-01-02T20:07:55Z") so byte offsets do not matter.
+HEARTBEAT_PLACEHOLDER = b"@@SIM-HEARTBEAT-TS@@"
+assert len(HEARTBEAT_PLACEHOLDER) == 20
+
+_encode = msgspec.json.Encoder().encode
+_EPOCH = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
+
+
+def rfc3339(t: dt.datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@cache
+def _fixture_images(name: str) -> list[Json]:
+    data = json.loads(resources.files("collector.sim").joinpath("data", "nodes", name).read_bytes())
+    items = data["items"] if "items" in data else [data]
+    return list(items[0]["status"].get("images", []))
+
+
+def _images(flavour: str, minor: int) -> list[Json]:
+    if flavour in ("kubeadm", "kind"):
+        base = _fixture_images("kind-v1.20.0-nodelist.json")
+    elif flavour == "eks":
+        base = _fixture_images("eks-v1.31.13-nodelist.json")
+    elif flavour == "k3s":
+        base = _fixture_images("k3s-v1.28.5-nodelist.json")
+    elif flavour == "gke":
+        base = [
+            {
+                "names": [f"gke.gcr.io/kube-proxy-amd64:v1.{minor}.5-gke.1014001"],
+                "sizeBytes": 98324331,
+            },
+            {"names": ["gke.gcr.io/gke-metrics-agent:1.12.3-gke.11"], "sizeBytes": 65911458},
+            {"names": ["gke.gcr.io/fluent-bit:v1.8.12-gke.36"], "sizeBytes": 28510234},
+            {"names": ["registry.k8s.io/pause:3.9"], "sizeBytes": 321520},
+        ]
+    elif flavour == "aks":
+        base = [
+            {
+                "names": ["mcr.microsoft.com/oss/kubernetes/kube-proxy:v1.29.7-hotfix.20240724"],
+                "sizeBytes": 31283112,
+            },
+            {
+                "names": ["mcr.microsoft.com/containernetworking/azure-cns:v1.5.32"],
+                "sizeBytes": 74182013,
+            },
+            {"names": ["mcr.microsoft.com/oss/kubernetes/pause:3.6"], "sizeBytes": 299513},
+        ]
+    else:
+        base = [
+            {
+                "names": [
+                    "quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:"
+                    "0a5fd6b9e8d6f7a9a8c4e0b0c1e5e43dd1f2f4bd0bde22cdbd39e8d3d8e5b6f1"
+                ],
+                "sizeBytes": 1183446720,
+            },
+            {
+                "names": [
+                    "quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:"
+                    "2f0b3b1a1d3e0f5f2c9e4f5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8"
+                ],
+                "sizeBytes": 537810102,
+            },
+        ]
+    return base
+
+
+@dataclass(frozen=True)
+class _Shape:
+    instance_type: str
+    cpu: str
+    cpu_alloc: str
+    memory: str
+    memory_alloc: str
+    pods: str
+    gpu: str | None = None
+
+
+_SHAPES: dict[str, list[_Shape]] = {
+    "eks": [
+        _Shape("m5.large", "2", "1930m", "7934456Ki", "7244280Ki", "29"),
+        _Shape("m5.xlarge", "4", "3920m", "15896396Ki", "14879564Ki", "58"),
+        _Shape("c5.2xlarge", "8", "7910m", "15896396Ki", "14879564Ki", "58"),
+        _Shape("t3.small", "2", "1930m", "1959264Ki", "1471840Ki", "11"),
+        _Shape("g4dn.xlarge", "4", "3920m", "16009300Ki", "15254612Ki", "29", gpu="1"),
+    ],
+    "gke": [
+        _Shape("e2-standard-4", "4", "3920m", "16391580Ki", "13258652Ki", "110"),
+        _Shape("n2-standard-8", "8", "7910m", "32883740Ki", "29094940Ki", "110"),
+        _Shape("e2-medium", "2", "940m", "4025424Ki", "2869328Ki", "110"),
+        _Shape("a2-highgpu-1g", "12", "11900m", "87543684Ki", "80975236Ki", "110", gpu="1"),
+    ],
+    "aks": [
+        _Shape("Standard_D4s_v3", "4", "3860m", "16379428Ki", "12880420Ki", "110"),
+        _Shape("Standard_D2s_v3", "2", "1900m", "8152800Ki", "5497568Ki", "110"),
+        _Shape("Standard_NC6s_v3", "6", "5840m", "115483508Ki", "105612660Ki", "110", gpu="1"),
+    ],
+    "openshift": [
+        _Shape("m6i.xlarge", "4", "3500m", "16100576Ki", "14949600Ki", "250"),
+        _Shape("n1-standard-4", "4", "3500m", "15387080Ki", "14236104Ki", "250"),
+    ],
+    "kubeadm": [
+        _Shape("vsphere-4c16g", "4", "3920m", "16Gi", "16391580Ki", "110"),
+        _Shape("vsphere-8c32g", "8", "8", "32Gi", "32675324Ki", "110"),
+    ],
+    "kind": [_Shape("kind", "8", "8", "30821896Ki", "30821896Ki", "110")],
+    "k3s": [
+        _Shape("k3s", "8", "8", "16048904Ki", "16048904Ki", "110"),
+        _Shape("k3s", "4", "4", "3884536Ki", "3884536Ki", "110"),
+    ],
+}
+
+_REGIONS: dict[str, list[tuple[str, list[str]]]] = {
+    "eks": [
+        ("us-east-1", ["us-east-1a", "us-east-1b", "us-east-1c"]),
+        ("eu-west-1", ["eu-west-1a", "eu-west-1b", "eu-west-1c"]),
+    ],
+    "gke": [
+        ("europe-west1", ["europe-west1-b", "europe-west1-c", "europe-west1-d"]),
+        ("us-central1", ["us-central1-a", "us-central1-b", "us-central1-f"]),
+    ],
+    "aks": [
+        ("westeurope", ["westeurope-1", "westeurope-2", "westeurope-3"]),
+        ("southcentralus", ["0"]),
+    ],
+    "openshift": [("us-east1", ["us-east1-b", "us-east1-c", "us-east1-d"])],
+}
+
+
+@dataclass
+class SimNode:
+    """One node: its object, and its JSON (list-item form) with heartbeat placeholders."""
+
+    name: str
+    obj: Json
+    body: bytes = b""
+    table_cells: list[str] = field(default_factory=list)
+    created: dt.datetime = _EPOCH
+
+    def render(self) -> None:
+        self.body = _encode(self.obj)
+        self.table_cells = table_cells(self.obj)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        labels: dict[str, str] = self.obj["metadata"].setdefault("labels", {})
+        return labels
+
+
+@dataclass(frozen=True)
+class NodeContext:
+    """What node generation needs to know about its cluster."""
+
+    cluster: str
+    flavour: str
+    minor: int
+    patch: int
+    seed: int
+
+
+def kubelet_version(flavour: str, minor: int, patch: int, rng: random.Random) -> str:
+    if flavour == "eks":
+        return f"v1.{minor}.{patch}-eks-{rng.getrandbits(28):07x}"
+    if flavour == "gke":
+        return f"v1.{minor}.{patch}-gke.{1000000 + rng.randrange(90000)}"
+    if flavour == "k3s":
+        return f"v1.{minor}.{patch}+k3s1"
+    if flavour == "openshift":
+        return f"v1.{minor}.{patch}+{rng.getrandbits(28):07x}"
+    return f"v1.{minor}.{patch}"
+
+
+def make_node(ctx: NodeContext, index: int, *, total: int) -> SimNode:
+    """The index-th node of a cluster; the same inputs always give the same node."""
+    rng = random.Random(f"{ctx.seed}/{ctx.cluster}/{index}")
+    f = ctx.flavour
+    control_planes = {"kubeadm": 3, "kind": 1, "k3s": 1, "openshift": 3}.get(f, 0)
+    control_planes = min(control_planes, max(total - 1, 1)) if total > 1 else min(control_planes, 1)
+    is_cp = index < control_planes
+    shapes = _SHAPES[f]
+    shape = shapes[0] if is_cp else shapes[rng.randrange(len(shapes))]
+    crng = random.Random(f"{ctx.seed}/{ctx.cluster}")  # cluster-wide choices
+    regions = _REGIONS.get(f, [("", [""])])
+    region, zones = regions[crng.randrange(len(regions))]
+    cluster_hex = f"{crng.getrandbits(32):08x}"
+    zone = zones[index % len(zones)]
+    ip = f"10.{(index >> 16) & 255}.{(index >> 8) & 255}.{index & 255}"
+    if ip.endswith(".0"):
+        ip = ip[:-2] + ".254"
+    host_hex = f"{rng.getrandbits(32):08x}"
+    arch = "arm64" if (f in ("k3s", "eks") and not is_cp and rng.random() < 0.2) else "amd64"
+    labels: dict[str, str] = {
+        "beta.kubernetes.io/arch": arch,
+        "beta.kubernetes.io/os": "linux",
+    }
+    annotations: dict[str, str] = {
+        "node.alpha.kubernetes.io/ttl": "0",
+        "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+    }
+    taints: list[Json] = []
+    external_ip: str | None = None
+    kernel, os_image, runtime = "", "", ""
+    if f == "eks":
+        name = f"ip-{ip.replace('.', '-')}.{'ec2.internal' if region == 'us-east-1' else region + '.compute.internal'}"
+        provider_id = f"aws:///{zone}/i-0{rng.getrandbits(64):016x}"
+        labels.update(
+            {
+                "eks.amazonaws.com/capacityType": "SPOT" if rng.random() < 0.2 else "ON_DEMAND",
+                "eks.amazonaws.com/nodegroup": "gpu" if shape.gpu else "main",
+                "eks.amazonaws.com/nodegroup-image": f"ami-0{rng.getrandbits(64):016x}",
+                "k8s.io/cloud-provider-aws": f"{rng.getrandbits(128):032x}",
+                "topology.k8s.aws/zone-id": f"use1-az{1 + index % 3}",
+            }
+        )
+        annotations["alpha.kubernetes.io/provided-node-ip"] = ip
+        kernel, os_image = "6.1.102-111.182.amzn2023.x86_64", "Amazon Linux 2023.5.20240805"
+        runtime = "containerd://1.7.20"
+        if arch == "arm64":
+            kernel = kernel.replace("x86_64", "aarch64")
+    elif f == "gke":
+        pool = "gpu-pool" if shape.gpu else "default-pool"
+        name = f"gke-{ctx.cluster}-{pool}-{host_hex}-{rng.getrandbits(16):04x}"
+        provider_id = f"gce://sim-project-{ctx.seed}/{zone}/{name}"
+        labels.update(
+            {
+                "cloud.google.com/gke-boot-disk": "pd-balanced",
+                "cloud.google.com/gke-container-runtime": "containerd",
+                "cloud.google.com/gke-nodepool": pool,
+                "cloud.google.com/gke-os-distribution": "cos",
+                "cloud.google.com/machine-family": shape.instance_type.split("-")[0],
+            }
+        )
+        if shape.gpu:
+            labels["cloud.google.com/gke-accelerator"] = "nvidia-tesla-a100"
+        external_ip = f"34.{76 + index % 20}.{(index >> 8) & 255}.{index & 255}"
+        kernel, os_image = "6.1.100+", "Container-Optimized OS from Google"
+        runtime = "containerd://1.7.22"
+    elif f == "aks":
+        pool = "gpupool" if shape.gpu else "nodepool1"
+        vmss = f"aks-{pool}-{int(cluster_hex, 16) % 90000000 + 10000000}-vmss"
+        name = f"{vmss}{index:06x}"
+        provider_id = (
+            f"azure:///subscriptions/{uuid.UUID(int=rng.getrandbits(128), version=4)}"
+            f"/resourceGroups/mc_sim_{ctx.cluster}_{region}/providers/Microsoft.Compute"
+            f"/virtualMachineScaleSets/{vmss}/virtualMachines/{index}"
+        )
+        labels.update(
+            {
+                "agentpool": pool,
+                "kubernetes.azure.com/agentpool": pool,
+                "kubernetes.azure.com/cluster": f"MC_sim_{ctx.cluster}_{region}",
+                "kubernetes.azure.com/mode": "system" if index == 0 else "user",
+                "kubernetes.azure.com/node-image-version": "AKSUbuntu-2204gen2containerd-202407.29.0",
+                "kubernetes.azure.com/os-sku": "Ubuntu",
+                "kubernetes.azure.com/role": "agent",
+                "kubernetes.io/role": "agent",
+                "node-role.kubernetes.io/agent": "",
+                "storageprofile": "managed",
+                "storagetier": "Premium_LRS",
+            }
+        )
+        kernel, os_image = "5.15.0-1068-azure", "Ubuntu 22.04.4 LTS"
+        runtime = "containerd://1.7.15-1"
+    elif f == "k3s":
+        name = f"k3s-server-{index}" if is_cp else f"k3s-agent-{index:03d}"
+        provider_id = f"k3s://{name}"
+        annotations.update(
+            {
+                "alpha.kubernetes.io/provided-node-ip": ip,
+                "flannel.alpha.coreos.com/backend-type": "vxlan",
+                "flannel.alpha.coreos.com/kube-subnet-manager": "true",
+                "flannel.alpha.coreos.com/public-ip": ip,
+                "k3s.io/hostname": name,
+                "k3s.io/internal-ip": ip,
+            }
+        )
+        if is_cp:
+            for role in ("control-plane", "master", "etcd"):
+                labels[f"node-role.kubernetes.io/{role}"] = "true"
+        kernel, os_image = "5.15.0-92-generic", "Ubuntu 20.04.6 LTS"
+        runtime = f"containerd://1.7.{rng.choice([11, 15, 17])}-k3s2"
+        if arch == "arm64":
+            kernel, os_image = "6.1.21-v8+", "Debian GNU/Linux 12 (bookworm)"
+    elif f == "openshift":
+        infra = f"{ctx.cluster}-{cluster_hex[:5]}"
+        name = (
+            f"{infra}-master-{index}"
+            if is_cp
+            else f"{infra}-worker-{zone[-1]}-{rng.getrandbits(20):05x}"
+        )
+        provider_id = f"gce://openshift-sim-{ctx.seed}/{zone}/{name}"
+        labels["node.openshift.io/os_id"] = "rhcos"
+        labels["node-role.kubernetes.io/master" if is_cp else "node-role.kubernetes.io/worker"] = ""
+        annotations.update(
+            {
+                "machine.openshift.io/machine": f"openshift-machine-api/{name}",
+                "machineconfiguration.openshift.io/state": "Done",
+            }
+        )
+        kernel = "5.14.0-284.36.1.el9_2.x86_64"
+        os_image = "Red Hat Enterprise Linux CoreOS 414.92.202310170514-0 (Plow)"
+        runtime = "cri-o://1.27.1-6.rhaos4.14.gitf4c1b4e.el9"
+        if is_cp:
+            taints.append({"key": "node-role.kubernetes.io/master", "effect": "NoSchedule"})
+    elif f == "kind":
+        name = (
+            f"{ctx.cluster}-control-plane"
+            if is_cp
+            else f"{ctx.cluster}-worker{'' if index == 1 else index}"
+        )
+        provider_id = f"kind://docker/{ctx.cluster}/{name}"
+        annotations["kubeadm.alpha.kubernetes.io/cri-socket"] = (
+            "unix:///run/containerd/containerd.sock"
+        )
+        kernel, os_image = "6.5.0-1025-azure", "Debian GNU/Linux 12 (bookworm)"
+        runtime = "containerd://1.7.18"
+    else:  # kubeadm on vSphere
+        name = f"k8s-{'cp' if is_cp else 'worker'}-{index:03d}"
+        provider_id = f"vsphere://{uuid.UUID(int=rng.getrandbits(128), version=4)}"
+        annotations["kubeadm.alpha.kubernetes.io/cri-socket"] = (
+            "unix:///var/run/containerd/containerd.sock"
+        )
+        kernel, os_image = "5.15.0-119-generic", "Ubuntu 22.04.4 LTS"
+        runtime = "containerd://1.6.33"
+        external_ip = f"192.0.2.{index % 250 + 1}"
+    if f in ("kubeadm", "kind") and is_cp:
+        labels["node-role.kubernetes.io/control-plane"] = ""
+        if ctx.minor < 24:
+            labels["node-role.kubernetes.io/master"] = ""
+        taint_key = (
+            "node-role.kubernetes.io/control-plane"
+            if ctx.minor >= 24
+            else "node-role.kubernetes.io/master"
+        )
+        taints.append({"key": taint_key, "effect": "NoSchedule"})
+    if f in ("kubeadm",) and not is_cp:
+        labels["node-role.kubernetes.io/worker"] = ""
+    labels.update(
+        {
+            "kubernetes.io/arch": arch,
+            "kubernetes.io/hostname": name,
+            "kubernetes.io/os": "linux",
+        }
+    )
+    if f not in ("kind",):
+        labels["beta.kubernetes.io/instance-type"] = shape.instance_type
+        labels["node.kubernetes.io/instance-type"] = shape.instance_type
+    if region:
+        labels["topology.kubernetes.io/region"] = region
+        labels["topology.kubernetes.io/zone"] = zone
+        if f in ("eks", "aks", "openshift") or ctx.minor < 24:  # legacy labels linger there
+            labels["failure-domain.beta.kubernetes.io/region"] = region
+            labels["failure-domain.beta.kubernetes.io/zone"] = zone
+    if shape.gpu:
+        taints.append({"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"})
+    labels = dict(sorted(labels.items()))
+
+    # Kubelet version: most nodes match the control plane; some lag one or two minors.
+    minor, patch = ctx.minor, ctx.patch
+    roll = rng.random()
+    if not is_cp and roll < 0.15 and ctx.minor > 20:
+        lag = 1 if roll < 0.1 else 2
+        minor, patch = ctx.minor - lag, rng.randrange(1, 12)
+    kubelet = kubelet_version(f, minor, patch, rng)
+
+    created = _EPOCH + dt.timedelta(minutes=index * 7 + rng.randrange(60))
+    ready = not (not is_cp and rng.random() < 0.04)
+    cordoned = not is_cp and rng.random() < 0.05
+    cpu_cap, mem_cap = shape.cpu, shape.memory
+    capacity: dict[str, str] = {
+        "cpu": cpu_cap,
+        "ephemeral-storage": "102687672Ki",
+        "hugepages-1Gi": "0",
+        "hugepages-2Mi": "0",
+        "memory": mem_cap,
+        "pods": shape.pods,
+    }
+    allocatable: dict[str, str] = {
+        "cpu": shape.cpu_alloc,
+        "ephemeral-storage": "94636958816",
+        "hugepages-1Gi": "0",
+        "hugepages-2Mi": "0",
+        "memory": shape.memory_alloc,
+        "pods": shape.pods,
+    }
+    if f == "aks":
+        capacity["attachable-volumes-azure-disk"] = allocatable["attachable-volumes-azure-disk"] = (
+            "8"
+        )
+    if shape.gpu:
+        capacity["nvidia.com/gpu"] = allocatable["nvidia.com/gpu"] = shape.gpu
+    obj = node_object(
+        name=name,
+        uid=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        created=created,
+        labels=labels,
+        annotations=annotations,
+        pod_cidr=f"10.{100 + (index >> 8) % 100}.{index & 255}.0/24",
+        provider_id=provider_id,
+        taints=taints,
+        capacity=capacity,
+        allocatable=allocatable,
+        ready=ready,
+        internal_ip=ip,
+        external_ip=external_ip,
+        node_info={
+            "machineID": f"{rng.getrandbits(128):032x}",
+            "systemUUID": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "bootID": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "kernelVersion": kernel,
+            "osImage": os_image,
+            "containerRuntimeVersion": runtime,
+            "kubeletVersion": kubelet,
+            "kubeProxyVersion": kubelet,
+            "operatingSystem": "linux",
+            "architecture": arch,
+        },
+        images=_images(f, ctx.minor),
+        runtime_handlers=minor >= 30,
+    )
+    node = SimNode(name, obj, created=created)
+    if cordoned:
+        set_unschedulable(node, True)
+    return node
+
+
+def virtual_node(ctx: NodeContext, index: int) -> SimNode:
+    """An ACI virtual-kubelet node, as AKS virtual nodes show: huge capacity in odd notations."""
+    rng = random.Random(f"{ctx.seed}/{ctx.cluster}/virtual/{index}")
+    name = "virtual-node-aci-linux" if index == 0 else f"virtual-node-aci-linux-{index}"
+    labels = {
+        "alpha.service-controller.kubernetes.io/exclude-balancer": "true",
+        "beta.kubernetes.io/os": "linux",
+        "kubernetes.azure.com/cluster": f"MC_sim_{ctx.cluster}",
+        "kubernetes.azure.com/managed": "false",
+        "kubernetes.azure.com/role": "agent",
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/role": "agent",
+        "node-role.kubernetes.io/agent": "",
+        "node.kubernetes.io/exclude-from-external-load-balancers": "true",
+        "type": "virtual-kubelet",
+    }
+    capacity = {
+        "cpu": "1k",
+        "ephemeral-storage": "500M",
+        "memory": "4Ti",
+        "nvidia.com/gpu": "100",
+        "pods": "1k",
+    }
+    obj = node_object(
+        name=name,
+        uid=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        created=_EPOCH + dt.timedelta(days=2),
+        labels=labels,
+        annotations={"node.alpha.kubernetes.io/ttl": "0"},
+        pod_cidr=None,
+        provider_id=None,
+        taints=[{"key": "virtual-kubelet.io/provider", "value": "azure", "effect": "NoSchedule"}],
+        capacity=capacity,
+        allocatable=dict(capacity),
+        ready=True,
+        internal_ip=f"10.241.0.{4 + index}",
+        external_ip=None,
+        node_info={
+            "machineID": "",
+            "systemUUID": "",
+            "bootID": "",
+            "kernelVersion": "",
+            "osImage": "",
+            "containerRuntimeVersion": "",
+            "kubeletVersion": "v1.19.10-vk-azure-aci-1.6.1",
+            "kubeProxyVersion": "",
+            "operatingSystem": "linux",
+            "architecture": "amd64",
+        },
+        images=[],
+        runtime_handlers=False,
+    )
+    return SimNode(name, obj, created=_EPOCH + dt.timedelta(days=2))
+
+
+def node_object(
+    *,
+    name: str,
+    uid: str,
+    created: dt.datetime,
+    labels: dict[str, str],
+    annotations: dict[str, str],
+    pod_cidr: str | None,
+    provider_id: str | None,
+    taints: list[Json],
+    capacity: dict[str, str],
+    allocatable: dict[str, str],
+    ready: bool,
+    internal_ip: str,
+    external_ip: str | None,
+    node_info: dict[str, str],
+    images: list[Json],
+    runtime_handlers: bool,
+) -> Json:
+    spec: Json = {}
+    if pod_cidr:
+        spec["podCIDR"] = pod_cidr
+        spec["podCIDRs"] = [pod_cidr]
+    if provider_id:
+        spec["providerID"] = provider_id
+    if taints:
+        spec["taints"] = taints
+    hb = HEARTBEAT_PLACEHOLDER.decode()
+    since = rfc3339(created + dt.timedelta(seconds=14))
+    conditions = [
+        _condition(
+            "MemoryPressure",
+            "False",
+            hb,
+            since,
+            "KubeletHasSufficientMemory",
+            "kubelet has sufficient memory available",
+        ),
+        _condition(
+            "DiskPressure",
+            "False",
+            hb,
+            since,
+            "KubeletHasNoDiskPressure",
+            "kubelet has no disk pressure",
+        ),
+        _condition(
+            "PIDPressure",
+            "False",
+            hb,
+            since,
+            "KubeletHasSufficientPID",
+            "kubelet has sufficient PID available",
+        ),
+        _condition(
+            "Ready",
+            "True",
+            hb,
+            rfc3339(created + dt.timedelta(seconds=30)),
+            "KubeletReady",
+            "kubelet is posting ready status",
+        ),
+    ]
+    addresses = [{"type": "InternalIP", "address": internal_ip}]
+    if external_ip:
+        addresses.append({"type": "ExternalIP", "address": external_ip})
+    addresses.append({"type": "Hostname", "address": name})
+    status: Json = {
+        "capacity": capacity,
+        "allocatable": allocatable,
+        "conditions": conditions,
+        "addresses": addresses,
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+        "nodeInfo": node_info,
+        "images": images,
+    }
+    if runtime_handlers:
+        status["runtimeHandlers"] = [
+            {"name": "", "features": {"recursiveReadOnlyMounts": True, "userNamespaces": False}},
+            {
+                "name": "runc",
+                "features": {"recursiveReadOnlyMounts": True, "userNamespaces": False},
+            },
+        ]
+    obj: Json = {
+        "metadata": {
+            "name": name,
+            "uid": uid,
+            "resourceVersion": "1",
+            "creationTimestamp": rfc3339(created),
+            "labels": labels,
+            "annotations": annotations,
+        },
+        "spec": spec,
+        "status": status,
+    }
+    if not ready:
+        set_ready(obj, False)
+    return obj
+
+
+def _condition(kind: str, status: str, hb: str, since: str, reason: str, message: str) -> Json:
+    return {
+        "type": kind,
+        "status": status,
+        "lastHeartbeatTime": hb,
+        "lastTransitionTime": since,
+        "reason": reason,
+        "message": message,
+    }
+
+
+def set_ready(obj: Json, ready: bool) -> None:
+    """Ready as the node lifecycle controller shows it: Unknown conditions and unreachable taints."""
+    spec = obj["spec"]
+    taints = [
+        t
+        for t in spec.get("taints", [])
+        if not t["key"].startswith("node.kubernetes.io/unreachable")
+    ]
+    for cond in obj["status"]["conditions"]:
+        if ready:
+            if cond["type"] == "Ready":
+                cond.update(
+                    status="True", reason="KubeletReady", message="kubelet is posting ready status"
+                )
+            elif cond["status"] == "Unknown":
+                cond.update(
+                    status="False",
+                    reason=_HEALTHY_REASON[cond["type"]],
+                    message=_HEALTHY_MESSAGE[cond["type"]],
+                )
+        else:
+            cond.update(
+                status="Unknown",
+                reason="NodeStatusUnknown",
+                message="Kubelet stopped posting node status.",
+            )
+    if not ready:
+        taints += [
+            {
+                "key": "node.kubernetes.io/unreachable",
+                "effect": "NoSchedule",
+                "timeAdded": rfc3339(_EPOCH + dt.timedelta(days=30)),
+            },
+            {
+                "key": "node.kubernetes.io/unreachable",
+                "effect": "NoExecute",
+                "timeAdded": rfc3339(_EPOCH + dt.timedelta(days=30)),
+            },
+        ]
+    if taints:
+        spec["taints"] = taints
+    else:
+        spec.pop("taints", None)
+
+
+_HEALTHY_REASON = {
+    "MemoryPressure": "KubeletHasSufficientMemory",
+    "DiskPressure": "KubeletHasNoDiskPressure",
+    "PIDPressure": "KubeletHasSufficientPID",
+}
+_HEALTHY_MESSAGE = {
+    "MemoryPressure": "kubelet has sufficient memory available",
+    "DiskPressure": "kubelet has no disk pressure",
+    "PIDPressure": "kubelet has sufficient PID available",
+}
+
+
+def set_unschedulable(node: SimNode, unschedulable: bool) -> None:
+    spec = node.obj["spec"]
+    taints = [t for t in spec.get("taints", []) if t["key"] != "node.kubernetes.io/unschedulable"]
+    if unschedulable:
+        spec["unschedulable"] = True
+        taints.append(
+            {
+                "key": "node.kubernetes.io/unschedulable",
+                "effect": "NoSchedule",
+                "timeAdded": rfc3339(_EPOCH + dt.timedelta(days=31)),
+            }
+        )
+    else:
+        spec.pop("unschedulable", None)
+    if taints:
+        spec["taints"] = taints
+    else:
+        spec.pop("taints", None)
+
+
+# --- Table form (what `kubectl get nodes -o wide` prints) -----------------------------------------
+
+NODE_COLUMNS: list[Json] = [
+    {
+        "name": "Name",
+        "type": "string",
+        "format": "name",
+        "description": "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
+        "priority": 0,
+    },
+    {
+        "name": "Status",
+        "type": "string",
+        "format": "",
+        "description": "The status of the node",
+        "priority": 0,
+    },
+    {
+        "name": "Roles",
+        "type": "string",
+        "format": "",
+        "description": "The roles of the node",
+        "priority": 0,
+    },
+    {
+        "name": "Age",
+        "type": "string",
+        "format": "",
+        "description": "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
+        "priority": 0,
+    },
+    {
+        "name": "Version",
+        "type": "string",
+        "format": "",
+        "description": "Kubelet Version reported by the node.",
+        "priority": 0,
+    },
+    {
+        "name": "Internal-IP",
+        "type": "string",
+        "format": "",
+        "description": "List of addresses reachable to the node. Queried from cloud provider, if available. More info: https://kubernetes.io/docs/reference/node/node-status/#addresses Note: This field is declared as mergeable, but the merge key is not sufficiently unique, which can cause data corruption when it is merged. Callers should instead use a full-replacement patch. See https://pr.k8s.io/79391 for an example. Consumers should assume that addresses can change during the lifetime of a Node. However, there are some exceptions where this may not be possible, such as Pods that inherit a Node's address in its own status or consumers of the downward API (status.hostIP).",
+        "priority": 1,
+    },
+    {
+        "name": "External-IP",
+        "type": "string",
+        "format": "",
+        "description": "List of addresses reachable to the node. Queried from cloud provider, if available.",
+        "priority": 1,
+    },
+    {
+        "name": "OS-Image",
+        "type": "string",
+        "format": "",
+        "description": "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).",
+        "priority": 1,
+    },
+    {
+        "name": "Kernel-Version",
+        "type": "string",
+        "format": "",
+        "description": "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).",
+        "priority": 1,
+    },
+    {
+        "name": "Container-Runtime",
+        "type": "string",
+        "format": "",
+        "description": "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2).",
+        "priority": 1,
+    },
+]
+
+
+def table_cells(obj: Json) -> list[str]:
+    """Cells of the node row except Age (index 3), which depends on the time of the request."""
+    status = obj["status"]
+    ready = next((c["status"] for c in status["conditions"] if c["type"] == "Ready"), "Unknown")
+    state = {"True": "Ready", "False": "NotReady"}.get(ready, "Unknown")
+    if ready == "Unknown":
+        state = "NotReady"
+    if obj["spec"].get("unschedulable"):
+        state += ",SchedulingDisabled"
+    labels = obj["metadata"].get("labels", {})
+    roles = sorted(
+        {
+            k.removeprefix("node-role.kubernetes.io/")
+            for k in labels
+            if k.startswith("node-role.kubernetes.io/")
+        }
+        | ({labels["kubernetes.io/role"]} if labels.get("kubernetes.io/role") else set())
+    )
+    addresses = {}
+    for a in status.get("addresses", []):
+        addresses.setdefault(a["type"], a["address"])
+    info = status["nodeInfo"]
+    return [
+        obj["metadata"]["name"],
+        state,
+        ",".join(roles) if roles else "<none>",
+        "",
+        info.get("kubeletVersion", ""),
+        addresses.get("InternalIP", "<none>"),
+        addresses.get("ExternalIP", "<none>"),
+        info.get("osImage") or "<unknown>",
+        info.get("kernelVersion") or "<unknown>",
+        info.get("containerRuntimeVersion") or "<unknown>",
+    ]
+
+
+def human_duration(seconds: float) -> str:
+    """k8s.io/apimachinery/pkg/util/duration.HumanDuration."""
+    s = int(seconds)
+    if s < 0:
+        return "<invalid>"
+    if s < 120:
+        return f"{s}s"
+    minutes = s // 60
+    if minutes < 10:
+        rem = s % 60
+        return f"{minutes}m{rem}s" if rem else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = s // 3600
+    if hours < 8:
+        rem = minutes % 60
+        return f"{hours}h{rem}m" if rem else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 192:
+        rem = hours % 24
+        return f"{hours // 24}d{rem}h" if rem else f"{hours // 24}d"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        days = hours // 24 % 365
+        return f"{hours // 24 // 365}y{days}d" if days else f"{hours // 24 // 365}y"
+    return f"{hours // 24 // 365}y"

@@ -126,7 +126,7 @@ class CertificateAuthority:
         return self._issue(subject, server=True, sans=sans)
 
     def issue_client(self, user: str, groups: tuple[str, ...] = ()) -> KeyPair:
-        """A client certificate: CN is the user name and O the groups, as kube-apiserver reads them."""
+        """A client certificate: CN is the user name, O the groups (as kube-apiserver reads)."""
         attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups]
         attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, user))
         return self._issue(x509.Name(attrs), server=False)

@@ -65,7 +65,7 @@ class RequestRecord(NamedTuple):
 
 @dataclass
 class StatusRule:
-    """Answer `status` to requests whose path matches `path` (fnmatch), `times` times (None: always)."""
+    """Answer `status` on paths matching `path` (fnmatch), `times` times (None: always)."""
 
     path: str
     status: int
@@ -77,7 +77,7 @@ class StatusRule:
     def matches(self, method: str, path: str) -> bool:
         if self.times is not None and self.hits >= self.times:
             return False
-        if self.method != "*" and self.method != method:
+        if self.method not in ("*", method):
             return False
         return fnmatch.fnmatchcase(path, self.path) or fnmatch.fnmatchcase(
             path.rstrip("/"), self.path
@@ -474,7 +474,8 @@ def decode_continue(token: str) -> tuple[int, str]:
         if doc.get("v") != "meta.k8s.io/v1":
             raise ContinueError(
                 "invalid",
-                "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+                "continue key is not valid: incorrect encoded start resourceVersion "
+                "(version meta.k8s.io/v1)",
             )
         return int(doc["rv"]), str(doc["start"])
     except (
@@ -605,8 +606,8 @@ def kube_system_services(flavour: str, cluster_uid: str) -> list[Json]:
 def parse_label_selector(text: str) -> list[tuple[str, str, set[str]]]:
     """A subset of the label selector grammar: =, ==, !=, in (...), notin (...), key, !key."""
     reqs: list[tuple[str, str, set[str]]] = []
-    for part in _split_selector(text):
-        part = part.strip()
+    for raw in _split_selector(text):
+        part = raw.strip()
         if not part:
             continue
         m = re.match(r"^([^\s!=]+)\s+(in|notin)\s+\((.*)\)$", part)

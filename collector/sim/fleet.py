@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import random
 import shutil
@@ -40,7 +41,8 @@ EXEC_PLUGIN = "exec-plugin.sh"
 _EXEC_SCRIPT = """#!/bin/sh
 # kubeinv simulator: exec credential plugin. Prints an ExecCredential carrying the token that the
 # kubeconfig passes in $SIM_TOKEN (kubectl and client libraries run this as a child process).
-printf '{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1beta1","spec":{},"status":{"token":"%s"}}\\n' "$SIM_TOKEN"
+printf '{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1beta1",'
+printf '"spec":{},"status":{"token":"%s"}}\\n' "$SIM_TOKEN"
 """
 
 
@@ -203,29 +205,8 @@ class Fleet:
 
     async def start(self) -> None:
         spec = self.spec
-        if spec.out_dir is None:
-            self.dir = Path(tempfile.mkdtemp(prefix="kubeinv-sim-"))
-            self._own_dir = True
-        else:
-            self.dir = Path(spec.out_dir).resolve()
-            self.dir.mkdir(parents=True, exist_ok=True)
-        pki = self.dir / "pki"
-        pki.mkdir(exist_ok=True)
-        self.ca = CertificateAuthority.generate("kubeinv-sim-ca")
-        _write(pki / "ca.crt", self.ca.cert_pem)
-        server_pair = self.ca.issue_server()
-        _write(pki / "apiserver.crt", server_pair.cert_pem)
-        _write(pki / "apiserver.key", server_pair.key_pem, private=True)
-        ssl_ctx = _server_context(pki / "apiserver.crt", pki / "apiserver.key", pki / "ca.crt")
-        foreign_ctx: ssl.SSLContext | None = None
-        if any(c.server == "foreign-ca" for c in spec.clusters):
-            foreign = CertificateAuthority.generate("foreign-ca")
-            pair = foreign.issue_server()
-            _write(pki / "foreign-apiserver.crt", pair.cert_pem)
-            _write(pki / "foreign-apiserver.key", pair.key_pem, private=True)
-            foreign_ctx = _server_context(
-                pki / "foreign-apiserver.crt", pki / "foreign-apiserver.key", pki / "ca.crt"
-            )
+        ssl_ctx, foreign_ctx = self._prepare_files()
+        assert self.ca is not None
         client = self.ca.issue_client("kubernetes-admin", ("system:masters",))
         loop = asyncio.get_running_loop()
         for index, (cspec, name) in enumerate(zip(spec.clusters, self._names, strict=True)):
@@ -244,6 +225,34 @@ class Fleet:
             port = await self._listen(loop, cluster, cspec.server, ssl_ctx, foreign_ctx)
             cluster.server_url = f"https://127.0.0.1:{port}"
         self._write_kubeconfigs(client)
+
+    def _prepare_files(self) -> tuple[ssl.SSLContext, ssl.SSLContext | None]:
+        """Create the output folder, the fleet CA and the serving certificates."""
+        spec = self.spec
+        if spec.out_dir is None:
+            self.dir = Path(tempfile.mkdtemp(prefix="kubeinv-sim-"))
+            self._own_dir = True
+        else:
+            self.dir = Path(spec.out_dir).absolute()
+            self.dir.mkdir(parents=True, exist_ok=True)
+        pki = self.dir / "pki"
+        pki.mkdir(exist_ok=True)
+        self.ca = CertificateAuthority.generate("kubeinv-sim-ca")
+        _write(pki / "ca.crt", self.ca.cert_pem)
+        server_pair = self.ca.issue_server()
+        _write(pki / "apiserver.crt", server_pair.cert_pem)
+        _write(pki / "apiserver.key", server_pair.key_pem, private=True)
+        ssl_ctx = _server_context(pki / "apiserver.crt", pki / "apiserver.key", pki / "ca.crt")
+        foreign_ctx: ssl.SSLContext | None = None
+        if any(c.server == "foreign-ca" for c in spec.clusters):
+            foreign = CertificateAuthority.generate("foreign-ca")
+            pair = foreign.issue_server()
+            _write(pki / "foreign-apiserver.crt", pair.cert_pem)
+            _write(pki / "foreign-apiserver.key", pair.key_pem, private=True)
+            foreign_ctx = _server_context(
+                pki / "foreign-apiserver.crt", pki / "foreign-apiserver.key", pki / "ca.crt"
+            )
+        return ssl_ctx, foreign_ctx
 
     async def _listen(
         self,
@@ -293,10 +302,8 @@ class Fleet:
         for lowlevel in self._lowlevel:
             await lowlevel.shutdown(0.5)
         for server in self._servers:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(server.wait_closed(), 2)
-            except TimeoutError:
-                pass
         self._servers.clear()
         self._handlers.clear()
         self._lowlevel.clear()
@@ -339,7 +346,14 @@ class Fleet:
                 ctx_name = cluster.name if i == 0 else f"{cluster.name}-{kind}"
                 user_name = f"{cluster.name}-{kind}"
                 rel_base = self.dir if not kubeadm else path.parent
-                user = self._user(kind, token, cluster.name, rel_base, tokens_dir, ca_data, client)
+                user = self._user(
+                    kind=kind,
+                    token=token,
+                    cluster=cluster.name,
+                    base=rel_base,
+                    tokens_dir=tokens_dir,
+                    client=client,
+                )
                 _add(everything, "users", user_name, {"user": user})
                 _add(
                     everything,
@@ -383,12 +397,12 @@ class Fleet:
 
     def _user(
         self,
+        *,
         kind: str,
         token: str,
         cluster: str,
         base: Path,
         tokens_dir: Path,
-        ca_data: str,
         client: KeyPair,
     ) -> Json:
         if kind == "cert-data":

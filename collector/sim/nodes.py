@@ -38,7 +38,7 @@ def rfc3339(t: dt.datetime) -> str:
 @cache
 def _fixture_images(name: str) -> list[Json]:
     data = json.loads(resources.files("collector.sim").joinpath("data", "nodes", name).read_bytes())
-    items = data["items"] if "items" in data else [data]
+    items = data.get("items", [data])
     return list(items[0]["status"].get("images", []))
 
 
@@ -227,7 +227,8 @@ def make_node(ctx: NodeContext, index: int, *, total: int) -> SimNode:
     external_ip: str | None = None
     kernel, os_image, runtime = "", "", ""
     if f == "eks":
-        name = f"ip-{ip.replace('.', '-')}.{'ec2.internal' if region == 'us-east-1' else region + '.compute.internal'}"
+        domain = "ec2.internal" if region == "us-east-1" else f"{region}.compute.internal"
+        name = f"ip-{ip.replace('.', '-')}.{domain}"
         provider_id = f"aws:///{zone}/i-0{rng.getrandbits(64):016x}"
         labels.update(
             {
@@ -276,7 +277,7 @@ def make_node(ctx: NodeContext, index: int, *, total: int) -> SimNode:
                 "kubernetes.azure.com/agentpool": pool,
                 "kubernetes.azure.com/cluster": f"MC_sim_{ctx.cluster}_{region}",
                 "kubernetes.azure.com/mode": "system" if index == 0 else "user",
-                "kubernetes.azure.com/node-image-version": "AKSUbuntu-2204gen2containerd-202407.29.0",
+                "kubernetes.azure.com/node-image-version": "AKSUbuntu-2204gen2-2024.07.29",
                 "kubernetes.azure.com/os-sku": "Ubuntu",
                 "kubernetes.azure.com/role": "agent",
                 "kubernetes.io/role": "agent",
@@ -332,7 +333,7 @@ def make_node(ctx: NodeContext, index: int, *, total: int) -> SimNode:
         name = (
             f"{ctx.cluster}-control-plane"
             if is_cp
-            else f"{ctx.cluster}-worker{'' if index == 1 else index}"
+            else f"{ctx.cluster}-worker{'' if index == 1 else str(index)}"
         )
         provider_id = f"kind://docker/{ctx.cluster}/{name}"
         annotations["kubeadm.alpha.kubernetes.io/cri-socket"] = (
@@ -607,7 +608,8 @@ def node_object(
     return obj
 
 
-def _condition(kind: str, status: str, hb: str, since: str, reason: str, message: str) -> Json:
+def _condition(*args: str) -> Json:
+    kind, status, hb, since, reason, message = args
     return {
         "type": kind,
         "status": status,
@@ -619,7 +621,7 @@ def _condition(kind: str, status: str, hb: str, since: str, reason: str, message
 
 
 def set_ready(obj: Json, ready: bool) -> None:
-    """Ready as the node lifecycle controller shows it: Unknown conditions and unreachable taints."""
+    """Ready as the node lifecycle controller shows it: Unknown conditions, unreachable taints."""
     spec = obj["spec"]
     taints = [
         t
@@ -697,78 +699,63 @@ def set_unschedulable(node: SimNode, unschedulable: bool) -> None:
 
 # --- Table form (what `kubectl get nodes -o wide` prints) -----------------------------------------
 
+
+def _column(name: str, description: str, priority: int = 0, fmt: str = "") -> Json:
+    return {
+        "name": name,
+        "type": "string",
+        "format": fmt,
+        "description": description,
+        "priority": priority,
+    }
+
+
+_ADDRESSES = "List of addresses reachable to the node. Queried from cloud provider, if available."
+
+# The column definitions kube-apiserver sends for nodes (pkg/printers/internalversion).
 NODE_COLUMNS: list[Json] = [
-    {
-        "name": "Name",
-        "type": "string",
-        "format": "name",
-        "description": "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
-        "priority": 0,
-    },
-    {
-        "name": "Status",
-        "type": "string",
-        "format": "",
-        "description": "The status of the node",
-        "priority": 0,
-    },
-    {
-        "name": "Roles",
-        "type": "string",
-        "format": "",
-        "description": "The roles of the node",
-        "priority": 0,
-    },
-    {
-        "name": "Age",
-        "type": "string",
-        "format": "",
-        "description": "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-        "priority": 0,
-    },
-    {
-        "name": "Version",
-        "type": "string",
-        "format": "",
-        "description": "Kubelet Version reported by the node.",
-        "priority": 0,
-    },
-    {
-        "name": "Internal-IP",
-        "type": "string",
-        "format": "",
-        "description": "List of addresses reachable to the node. Queried from cloud provider, if available. More info: https://kubernetes.io/docs/reference/node/node-status/#addresses Note: This field is declared as mergeable, but the merge key is not sufficiently unique, which can cause data corruption when it is merged. Callers should instead use a full-replacement patch. See https://pr.k8s.io/79391 for an example. Consumers should assume that addresses can change during the lifetime of a Node. However, there are some exceptions where this may not be possible, such as Pods that inherit a Node's address in its own status or consumers of the downward API (status.hostIP).",
-        "priority": 1,
-    },
-    {
-        "name": "External-IP",
-        "type": "string",
-        "format": "",
-        "description": "List of addresses reachable to the node. Queried from cloud provider, if available.",
-        "priority": 1,
-    },
-    {
-        "name": "OS-Image",
-        "type": "string",
-        "format": "",
-        "description": "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).",
-        "priority": 1,
-    },
-    {
-        "name": "Kernel-Version",
-        "type": "string",
-        "format": "",
-        "description": "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).",
-        "priority": 1,
-    },
-    {
-        "name": "Container-Runtime",
-        "type": "string",
-        "format": "",
-        "description": "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2).",
-        "priority": 1,
-    },
+    _column(
+        "Name",
+        "Name must be unique within a namespace. Is required when creating resources, although "
+        "some resources may allow a client to request the generation of an appropriate name "
+        "automatically. Name is primarily intended for creation idempotence and configuration "
+        "definition. Cannot be updated. More info: "
+        "https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
+        fmt="name",
+    ),
+    _column("Status", "The status of the node"),
+    _column("Roles", "The roles of the node"),
+    _column(
+        "Age",
+        "CreationTimestamp is a timestamp representing the server time when this object was "
+        "created. It is not guaranteed to be set in happens-before order across separate "
+        "operations. Clients may not set this value. It is represented in RFC3339 form and is "
+        "in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: "
+        "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md"
+        "#metadata",
+    ),
+    _column("Version", "Kubelet Version reported by the node."),
+    _column("Internal-IP", _ADDRESSES, 1),
+    _column("External-IP", _ADDRESSES, 1),
+    _column(
+        "OS-Image",
+        "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).",
+        1,
+    ),
+    _column(
+        "Kernel-Version",
+        "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).",
+        1,
+    ),
+    _column(
+        "Container-Runtime",
+        "ContainerRuntime Version reported by the node through runtime remote API "
+        "(e.g. containerd://1.4.2).",
+        1,
+    ),
 ]
+
+_ROLE = "node-role.kubernetes.io/"
 
 
 def table_cells(obj: Json) -> list[str]:
@@ -782,14 +769,10 @@ def table_cells(obj: Json) -> list[str]:
         state += ",SchedulingDisabled"
     labels = obj["metadata"].get("labels", {})
     roles = sorted(
-        {
-            k.removeprefix("node-role.kubernetes.io/")
-            for k in labels
-            if k.startswith("node-role.kubernetes.io/")
-        }
+        {k.removeprefix(_ROLE) for k in labels if k.startswith(_ROLE)}
         | ({labels["kubernetes.io/role"]} if labels.get("kubernetes.io/role") else set())
     )
-    addresses = {}
+    addresses: dict[str, str] = {}
     for a in status.get("addresses", []):
         addresses.setdefault(a["type"], a["address"])
     info = status["nodeInfo"]

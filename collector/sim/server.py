@@ -77,7 +77,8 @@ _REASONS = {
     503: ("ServiceUnavailable", "the server is currently unable to handle the request"),
     504: (
         "Timeout",
-        "the server was unable to return a response in the time allotted, but may still be processing the request",
+        "the server was unable to return a response in the time allotted, but may still be "
+        "processing the request",
     ),
 }
 
@@ -139,7 +140,8 @@ class ApiServer:
         if request.method not in ("GET", "HEAD"):
             return _status(
                 405,
-                message=f"the server does not allow this method on the requested resource ({request.method} {path})",
+                message="the server does not allow this method on the requested resource "
+                f"({request.method} {path})",
             )
         response = self._route(request, path, user)
         mode = faults.malformed_mode(path)
@@ -363,11 +365,11 @@ class ApiServer:
         if _wants_table(request):
             return self._table(
                 request,
-                _default_columns(),
-                [(self._default_cells(i), i) for i in items],
-                rv,
-                None,
-                None,
+                columns=_default_columns(),
+                rows=[(self._default_cells(i), i) for i in items],
+                rv=rv,
+                token=None,
+                remaining=None,
             )
         doc = {
             "kind": kind,
@@ -436,7 +438,14 @@ class ApiServer:
                 cells = list(node.table_cells)
                 cells[3] = _age(node.obj["metadata"]["creationTimestamp"])
                 rows.append((cells, node.obj))
-            return self._table(request, nodes.NODE_COLUMNS, rows, rv, token, remaining)
+            return self._table(
+                request,
+                columns=nodes.NODE_COLUMNS,
+                rows=rows,
+                rv=rv,
+                token=token,
+                remaining=remaining,
+            )
         meta = b'{"resourceVersion":"' + rv.encode() + b'"'
         if token:
             meta += (
@@ -460,6 +469,7 @@ class ApiServer:
     def _table(
         self,
         request: web.BaseRequest,
+        *,
         columns: list[Json],
         rows: list[tuple[list[str], Json]],
         rv: str,
@@ -486,7 +496,7 @@ class ApiServer:
                 }
             out_rows.append(row)
         version = "v1"
-        for media, params in _media_types(request.headers.get("Accept", "")):
+        for _media, params in _media_types(request.headers.get("Accept", "")):
             if params.get("as") == "Table":
                 version = params.get("v", "v1")
                 break

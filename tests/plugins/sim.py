@@ -13,6 +13,7 @@ the test's tmp_path.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,8 +77,6 @@ async def sim_cluster(sim_fleet: FleetFactory) -> OneCluster:
 @pytest.fixture
 def kubectl_path() -> str:
     """Path of the kubectl binary; skips the test where it is absent."""
-    import shutil
-
     path = shutil.which("kubectl")
     if path is None:
         pytest.skip("kubectl is not on PATH")

@@ -81,7 +81,7 @@ async def test_hanging_server_bounded_by_cluster_deadline():
     async with Fleet(spec) as fleet:
         fleet.cluster("slow").faults.fail("/api/v1/nodes", 503)  # retried until the deadline
         options = GatherOptions(request_timeout=1, cluster_timeout=2, backoff_base=0.2)
-        result, outcomes = await run(fleet, options)
+        _result, outcomes = await run(fleet, options)
     slow = outcomes["slow"]
     assert (slow.status, slow.error_class) == ("partial", "ServerError")
     assert slow.api_resource_count and slow.node_count is None

@@ -181,6 +181,13 @@ class Fleet:
     def ca_path(self) -> Path:
         return self.dir / "pki" / "ca.crt"
 
+    def client_ssl_context(self, *, client_cert: bool = True) -> ssl.SSLContext:
+        """An SSL context trusting the fleet CA, presenting the admin client certificate."""
+        ctx = ssl.create_default_context(cafile=str(self.ca_path))
+        if client_cert:
+            ctx.load_cert_chain(self.dir / "pki" / "admin.crt", self.dir / "pki" / "admin.key")
+        return ctx
+
     def cluster(self, name: str) -> SimCluster:
         for c in self.clusters:
             if c.name == name:

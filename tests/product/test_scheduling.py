@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC
+from datetime import UTC, datetime
 
 import pytest
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from collector.metrics import Metrics
 from collector.scheduling import Daemon, build_trigger
@@ -17,33 +19,30 @@ from collector.settings import ScheduleSettings
 
 
 def test_trigger_from_interval_and_cron() -> None:
-    from apscheduler.triggers.cron import CronTrigger
-    from apscheduler.triggers.interval import IntervalTrigger
-
     t = build_trigger(ScheduleSettings(interval="90s", jitter=5))
     assert isinstance(t, IntervalTrigger)
     assert t.interval.total_seconds() == 90 and t.jitter == 5
     t = build_trigger(ScheduleSettings(cron="*/15 * * * *", timezone="Europe/Paris"))
     assert isinstance(t, CronTrigger)
     assert str(t.timezone) == "Europe/Paris"
-    from datetime import datetime
-
     nxt = t.get_next_fire_time(None, datetime(2026, 1, 1, 10, 1, tzinfo=UTC))
     assert nxt is not None and nxt.minute % 15 == 0
 
 
 async def test_runs_at_start_then_on_interval_and_stops() -> None:
     starts: list[float] = []
+    three = asyncio.Event()
 
     async def job() -> str:
         starts.append(time.monotonic())
+        if len(starts) == 3:
+            three.set()
         return "ok"
 
     metrics = Metrics()
     daemon = Daemon(ScheduleSettings(interval="1s"), job, metrics=metrics)
     task = asyncio.create_task(daemon.serve(install_signal_handlers=False))
-    while len(starts) < 3:
-        await asyncio.sleep(0.05)
+    await asyncio.wait_for(three.wait(), 10)
     daemon.request_stop("test")
     assert await asyncio.wait_for(task, 5) == 0
     assert starts[1] - starts[0] == pytest.approx(1.0, abs=0.5)
@@ -119,19 +118,20 @@ async def test_stop_abandons_a_run_that_outlives_the_grace() -> None:
 
 async def test_a_failing_run_does_not_stop_the_daemon() -> None:
     calls = 0
+    second = asyncio.Event()
 
     async def job() -> str:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise RuntimeError("database is down")
+        second.set()
         return "ok"
 
     metrics = Metrics()
     daemon = Daemon(ScheduleSettings(interval="1s"), job, metrics=metrics)
     task = asyncio.create_task(daemon.serve(install_signal_handlers=False))
-    while calls < 2:
-        await asyncio.sleep(0.05)
+    await asyncio.wait_for(second.wait(), 10)
     await asyncio.sleep(0.1)
     daemon.request_stop("test")
     await asyncio.wait_for(task, 5)

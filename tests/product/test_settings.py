@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 from collector.errors import SettingsError
-from collector.settings import load_settings, parse_duration
+from collector.settings import (
+    CollectionSettings,
+    LogSettings,
+    MetricsSettings,
+    ScheduleSettings,
+    Settings,
+    default_data_dir,
+    load_settings,
+    parse_duration,
+)
 
 from .conftest import kubeinv, write_kubeconfig
 
@@ -79,8 +88,6 @@ def test_lists_from_env_as_csv_or_json_and_top_level_keys(tmp_path: Path) -> Non
 
 
 def test_default_data_dir_follows_xdg(tmp_path: Path) -> None:
-    from collector.settings import default_data_dir
-
     assert default_data_dir({"XDG_DATA_HOME": "/x"}, is_root=False) == Path("/x/kubeinv")
     assert default_data_dir({"HOME": "/home/a"}, is_root=False) == Path(
         "/home/a/.local/share/kubeinv"
@@ -93,14 +100,6 @@ def test_the_example_config_is_valid_and_documents_every_key() -> None:
     s = load_settings({}, config_file=example, environ={})
     assert s.collection.concurrency == 32
     text = example.read_text()
-    from collector.settings import (
-        CollectionSettings,
-        LogSettings,
-        MetricsSettings,
-        ScheduleSettings,
-        Settings,
-    )
-
     top = [name for name, f in Settings.model_fields.items() if not f.exclude]
     for name in top:
         assert name in text, name

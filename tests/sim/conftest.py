@@ -29,14 +29,14 @@ async def get(
     accept: str = "application/json",
     token: str | None = None,
     client_cert: bool = True,
-    timeout: float = 10,
+    seconds: float = 10,
 ) -> Reply:
     headers = {"Accept": accept}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     ssl_ctx = fleet.client_ssl_context(client_cert=client_cert and token is None)
     async with (
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds)) as session,
         session.get(cluster.server_url + path, headers=headers, ssl=ssl_ctx) as resp,
     ):
         return Reply(resp.status, await resp.read(), dict(resp.headers))

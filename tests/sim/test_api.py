@@ -15,7 +15,10 @@ from tests.sim.conftest import get
 
 V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 V2BETA1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
-TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+TABLE = (
+    "application/json;as=Table;v=v1;g=meta.k8s.io,"
+    "application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+)
 
 
 async def test_unauthenticated_gets_the_real_401(sim_fleet: FleetFactory) -> None:
@@ -152,7 +155,7 @@ async def test_node_paging_and_410(sim_fleet: FleetFactory) -> None:
     first = (await get(fleet, cluster, "/api/v1/nodes?limit=3")).json()
     assert len(first["items"]) == 3 and first["metadata"]["remainingItemCount"] == 4
     token = first["metadata"]["continue"]
-    rv, start = decode_continue(token)
+    rv, _start = decode_continue(token)
     assert str(rv) == first["metadata"]["resourceVersion"]
     # a mutation between pages does not change the pages of the list in progress
     cluster.add_node()
@@ -306,13 +309,13 @@ async def test_connection_level_faults(sim_fleet: FleetFactory) -> None:
     with pytest.raises(aiohttp.ClientConnectorError):
         await get(fleet, closed, "/version")
     with pytest.raises(asyncio.TimeoutError):
-        await get(fleet, silent, "/version", timeout=0.5)
+        await get(fleet, silent, "/version", seconds=0.5)
     with pytest.raises(aiohttp.ClientConnectorCertificateError) as err:
         await get(fleet, foreign, "/version")
     assert isinstance(err.value.certificate_error, ssl.SSLCertVerificationError)
     hang.faults.hang = True
     with pytest.raises(asyncio.TimeoutError):
-        await get(fleet, hang, "/version", timeout=0.5)
+        await get(fleet, hang, "/version", seconds=0.5)
     hang.faults.hang = False
     assert (await get(fleet, hang, "/version")).status == 200
 

@@ -7,6 +7,9 @@ from typing import Any
 
 import msgspec
 import pytest
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.config import new_client_from_config
 
 from collector.sim import ClusterSpec, Fleet, FleetSpec
 from tests.plugins.sim import FleetFactory
@@ -16,8 +19,6 @@ TIMEOUT = 10
 
 async def _client(fleet: Fleet, context: str) -> Any:
     """An ApiClient for one context of the fleet's kubeconfig (created inside the loop)."""
-    from kubernetes_asyncio.config import new_client_from_config
-
     return await new_client_from_config(
         config_file=str(fleet.kubeconfig), context=context, persist_config=False
     )
@@ -43,8 +44,6 @@ async def _get(api: Any, path: str, **query: Any) -> tuple[int, bytes, dict[str,
 async def test_core_calls_over_tls(
     sim_fleet: FleetFactory, kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kubernetes_asyncio import client
-
     fleet = await sim_fleet(clusters=[ClusterSpec(name="c1", nodes=4, users=(kind,))])
     # kubernetes-asyncio resolves a relative exec command against the cwd (kubectl: the file's dir)
     monkeypatch.chdir(fleet.dir)
@@ -108,8 +107,6 @@ async def test_two_contexts_reach_the_same_cluster(sim_fleet: FleetFactory) -> N
     assert uids[0] == uids[1] == fleet.clusters[0].uid
     api = await _client(fleet, "shared-invalid-token")
     async with api:
-        from kubernetes_asyncio.client.exceptions import ApiException
-
         try:
             status, body, _ = await _get(api, "/version")
         except ApiException as exc:  # depending on the library path, raised or returned

@@ -146,3 +146,9 @@ def setup_logging(
 def get_logger(name: str) -> logging.Logger:
     """A child of the ``kubeinv`` logger."""
     return logging.getLogger(f"{LOGGER_NAME}.{name}")
+
+
+def quiet_collection_logs() -> None:
+    """Only errors from collection and storage (for commands whose tables say it all)."""
+    for name in ("kubeinv.running", "collector.gathering", "collector.kube", "collector.store"):
+        logging.getLogger(name).setLevel(logging.ERROR)

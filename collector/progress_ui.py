@@ -190,37 +190,35 @@ def print_summary(
     run_id: int | None,
     stream: IO[str] | None = None,
 ) -> None:
-    nodes = {
-        i.cluster_id: len(i.nodes) if i.nodes is not None else None for i in result.inventories
-    }
+    files = {o.kubeconfig_path for o in outcomes}
+    columns = ["context", "status", "cluster", "nodes", "resources", "time", "error"]
+    if len(files) > 1:
+        columns.append("kubeconfig")
     rows = []
     for o in outcomes:
-        count = nodes.get(o.cluster_id or "") if not o.deduplicated else None
-        rows.append(
-            (
-                o.context_name or "(file)",
-                o.status + (" (dedup)" if o.deduplicated else ""),
-                _short(o.cluster_id),
-                "" if count is None else count,
-                "" if o.api_resource_count is None or o.deduplicated else o.api_resource_count,
-                f"{o.duration_ms / 1000:.2f}s",
-                f"{o.error_class}: {o.error_message}" if o.error_class else "",
-                o.kubeconfig_path,
-            )
-        )
+        error = f"{o.error_class}: {o.error_message}" if o.error_class else ""
+        row: list[Any] = [
+            o.context_name or "(file)",
+            o.status + (" (dedup)" if o.deduplicated else ""),
+            _short(o.cluster_id),
+            "" if o.node_count is None or o.deduplicated else o.node_count,
+            "" if o.api_resource_count is None or o.deduplicated else o.api_resource_count,
+            f"{o.duration_ms / 1000:.2f}s",
+            error if len(error) <= 90 else error[:87] + "...",
+        ]
+        if len(files) > 1:
+            row.append(o.kubeconfig_path)
+        rows.append(row)
     ok = sum(1 for o in outcomes if o.status == "ok")
+    clusters = len({o.cluster_id for o in outcomes if o.cluster_id and o.status != "failed"})
+    where = f"run {run_id}" if run_id is not None else "dry run (nothing stored)"
     title = (
-        f"run {run_id if run_id is not None else '(dry run, nothing stored)'}: "
-        f"{ok}/{len(outcomes)} targets ok, {len(result.inventories)} clusters, "
+        f"{where}: {ok}/{len(outcomes)} targets ok, {clusters} clusters, "
         f"{(result.finished_at - result.started_at).total_seconds():.1f}s"
     )
-    print_table(
-        title,
-        ["context", "status", "cluster", "nodes", "resources", "time", "error", "kubeconfig"],
-        rows,
-        stream=stream,
-        status_column="status",
-    )
+    if len(files) == 1:
+        title += f" ({next(iter(files))})"
+    print_table(title, columns, rows, stream=stream, status_column="status")
 
 
 def context_rows(

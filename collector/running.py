@@ -264,7 +264,13 @@ def _log_outcomes(report: RunReport) -> None:
         "run %s finished: %s",
         report.run_id if report.run_id is not None else "(dry run)",
         report.status,
-        extra={**counts, "clusters": len(report.result.inventories)},
+        extra={
+            **counts,
+            "clusters": len(
+                {o.cluster_id for o in report.outcomes if o.cluster_id and o.status != "failed"}
+            ),
+            "versions_written": report.versions_written,
+        },
     )
 
 

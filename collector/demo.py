@@ -1,0 +1,283 @@
+"""``kubeinv demo``: a simulated fleet collected twice, with changes in between, then the reports.
+
+Everything runs on 127.0.0.1: the simulator's HTTPS API servers, and the default database (the
+embedded PostgreSQL unless one is configured). Each demo uses fresh cluster IDs, so that
+repeated demos never look like downgrades of the previous one; what is printed is limited to
+this demo's clusters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from collector.errors import EXIT_OK
+from collector.logging_setup import get_logger, quiet_collection_logs
+from collector.progress_ui import is_terminal, print_summary, print_table
+from collector.running import RunReport, collect_once, open_settings_store
+from collector.settings import CollectionSettings, Settings
+from collector.sim import ClusterSpec, Fleet, FleetSpec
+from collector.store import Store
+
+log = get_logger("demo")
+
+UPGRADED = "prod-us"
+UPGRADE_TO = "v1.31.2"
+SHRUNK = "prod-eu"
+
+
+def demo_fleet(out_dir: Path, seed: int) -> FleetSpec:
+    """Six reachable clusters of mixed providers and versions, and one that is down."""
+    clusters = [
+        ClusterSpec(name="prod-eu", version="v1.31.2", flavour="eks", nodes=6, users=("token",)),
+        # Two contexts reach prod-us: it is collected once, the second context is deduplicated.
+        ClusterSpec(
+            name=UPGRADED, version="v1.30.6", flavour="gke", nodes=5, users=("cert-data", "token")
+        ),
+        ClusterSpec(
+            name="staging",
+            version="v1.29.10",
+            flavour="aks",
+            nodes=3,
+            virtual_nodes=1,
+            users=("exec",),
+        ),
+        ClusterSpec(name="edge", version="v1.28.15", flavour="k3s", nodes=2, users=("cert-file",)),
+        ClusterSpec(
+            name="legacy", version="v1.27.16", flavour="openshift", nodes=4, users=("token-file",)
+        ),
+        ClusterSpec(name="lab", version="v1.32.1", flavour="kubeadm", nodes=1),
+        ClusterSpec(name="dr-site", version="v1.30.6", flavour="kubeadm", server="closed-port"),
+    ]
+    return FleetSpec(clusters=clusters, seed=seed, layout="single", out_dir=out_dir)
+
+
+class _Out:
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.rich = is_terminal(stream)
+
+    def step(self, text: str) -> None:
+        if self.rich:
+            from rich.console import Console  # noqa: PLC0415
+
+            Console(file=self.stream).rule(f"[bold]{text}")
+        else:
+            self.stream.write(f"\n== {text}\n\n")
+        self.stream.flush()
+
+    def line(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def _demo_settings(settings: Settings, kubeconfig: Path) -> Settings:
+    collection = CollectionSettings(
+        concurrency=settings.collection.concurrency,
+        timeout=3.0,
+        cluster_timeout=15.0,
+        page_size=settings.collection.page_size,
+        max_retries=1,
+        backoff_base=0.1,
+        backoff_max=0.5,
+    )
+    return settings.model_copy(
+        update={
+            "kubeconfigs": [str(kubeconfig)],
+            "contexts": [],
+            "exclude_contexts": [],
+            "in_cluster": False,
+            "kubeconfig_env": None,
+            "collection": collection,
+        }
+    )
+
+
+async def _collect(out: _Out, settings: Settings, store: Store, title: str) -> RunReport:
+    out.step(title)
+    report = await collect_once(settings, store=store)
+    print_summary(report.outcomes, report.result, run_id=report.run_id, stream=out.stream)
+    return report
+
+
+def _fmt_bytes(value: Any) -> str:
+    if value is None:
+        return ""
+    return f"{int(value) / 2**30:.1f} GiB"
+
+
+async def demo_command(
+    settings: Settings, *, chart: str | None, stream: IO[str] | None = None
+) -> int:
+    out = _Out(stream if stream is not None else sys.stdout)
+    started = time.monotonic()
+    if settings.log.level != "debug":
+        # The tables show every outcome; per-target warnings would only repeat them.
+        quiet_collection_logs()
+    store = await open_settings_store(settings)
+    where = (
+        "the embedded PostgreSQL" if settings.database_url is None else "the configured database"
+    )
+    try:
+        with tempfile.TemporaryDirectory(prefix="kubeinv-demo-") as tmp:
+            seed = time.time_ns() % 2**31
+            async with Fleet(demo_fleet(Path(tmp), seed)) as fleet:
+                out.line(
+                    f"kubeinv demo: {len(fleet.clusters)} simulated clusters on 127.0.0.1 "
+                    f"(one of them down), collected into {where}: {store.dsn}"
+                )
+                demo = _demo_settings(settings, fleet.kubeconfig)
+                first = await _collect(out, demo, store, "1. First collection")
+                cluster_ids = sorted(
+                    {o.cluster_id for o in first.outcomes if o.cluster_id is not None}
+                )
+                since = first.result.started_at
+
+                out.step("2. The fleet changes")
+                upgraded = fleet.cluster(UPGRADED)
+                upgraded.upgrade(UPGRADE_TO, kubelets=True)
+                out.line(f"- {UPGRADED}: control plane and kubelets upgraded to {UPGRADE_TO}")
+                shrunk = fleet.cluster(SHRUNK)
+                removed = shrunk.node_names[-1]
+                shrunk.remove_node(removed)
+                out.line(f"- {SHRUNK}: node {removed} removed")
+                cordoned = fleet.cluster("staging").node_names[0]
+                fleet.cluster("staging").cordon(cordoned)
+                out.line(f"- staging: node {cordoned} cordoned")
+
+                await _collect(out, demo, store, "3. Second collection")
+            await _print_inventory(out, store, cluster_ids, since)
+            await _print_reports(
+                out, store=store, cluster_ids=cluster_ids, since=since, chart=chart
+            )
+    finally:
+        await store.close()
+    out.line(
+        f"\nDone in {time.monotonic() - started:.1f}s. Explore the data: "
+        f"psql \"$(kubeinv db url)\" -c 'table inventory.cluster_current'"
+    )
+    return EXIT_OK
+
+
+async def _print_inventory(
+    out: _Out, store: Store, cluster_ids: Sequence[str], since: datetime
+) -> None:
+    ids = set(cluster_ids)
+    out.step("4. Fleet summary (inventory.cluster_current)")
+    clusters = [
+        r
+        for r in await store.fetch_view("cluster_current", order_by=["minor_version"])
+        if r["cluster_id"] in ids
+    ]
+    print_table(
+        None,
+        ["contexts", "version", "provider", "nodes", "ready", "cpu", "memory", "last status"],
+        [
+            (
+                ", ".join(r["context_names"] or []),
+                r["git_version"],
+                r["provider"],
+                r["node_count"],
+                r["ready_node_count"],
+                ""
+                if r["cpu_capacity_millicores"] is None
+                else f"{r['cpu_capacity_millicores'] / 1000:g}",
+                _fmt_bytes(r["memory_capacity_bytes"]),
+                r["last_status"],
+            )
+            for r in clusters
+        ],
+        stream=out.stream,
+        status_column="last status",
+    )
+    names = {r["cluster_id"]: ", ".join(r["context_names"] or []) for r in clusters}
+
+    out.step("5. Version history (inventory.cluster_version_history)")
+    history = [
+        r
+        for r in await store.fetch_view(
+            "cluster_version_history", order_by=["cluster_id", "valid_from"]
+        )
+        if r["cluster_id"] in ids
+    ]
+    history.sort(key=lambda r: (names.get(r["cluster_id"], ""), r["valid_from"]))
+    print_table(
+        None,
+        ["cluster", "git_version", "valid_from", "valid_to"],
+        [
+            (
+                names.get(r["cluster_id"], r["cluster_id"]),
+                r["git_version"],
+                r["valid_from"].isoformat(timespec="seconds"),
+                r["valid_to"].isoformat(timespec="seconds") if r["valid_to"] else "(current)",
+            )
+            for r in history
+        ],
+        stream=out.stream,
+    )
+
+    out.step("6. Changes between the runs (inventory.changes)")
+    changes = [
+        r
+        for r in await store.fetch_view("changes", since, order_by=["at", "kind", "subject"])
+        if r["cluster_id"] in ids and r["kind"] != "cluster-added"
+    ]
+    print_table(
+        None,
+        ["cluster", "kind", "subject", "detail"],
+        [
+            (
+                names.get(r["cluster_id"], r["cluster_id"]),
+                r["kind"],
+                r["subject"],
+                _detail(r["detail"]),
+            )
+            for r in changes
+        ],
+        stream=out.stream,
+    )
+
+
+def _detail(detail: Any) -> str:
+    if not isinstance(detail, dict):
+        return "" if detail is None else str(detail)
+    parts = []
+    for key, value in detail.items():
+        if isinstance(value, dict) and set(value) == {"old", "new"}:
+            parts.append(f"{key}: {value['old']} -> {value['new']}")
+        else:
+            parts.append(f"{key}: {value}")
+    text = "; ".join(parts)
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+async def _print_reports(
+    out: _Out,
+    *,
+    store: Store,
+    cluster_ids: Sequence[str],
+    since: datetime,
+    chart: str | None,
+) -> None:
+    if importlib.util.find_spec("collector.report") is None:
+        return
+    report = importlib.import_module("collector.report")
+    demo_reports = getattr(report, "demo_reports", None)
+    if demo_reports is None:
+        return
+    with contextlib.suppress(NotImplementedError):
+        await demo_reports(
+            store,
+            cluster_ids=list(cluster_ids),
+            since=since,
+            chart=Path(chart) if chart else None,
+            stream=out.stream,
+            step=out.step,
+        )

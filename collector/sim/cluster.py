@@ -84,6 +84,10 @@ class StatusRule:
         )
 
 
+_FAULT_KEYS = {"latency", "unavailable", "malformed", "expire_continue", "hang", "status"}
+_STATUS_KEYS = {"path", "status", "times", "retry_after", "method"}
+
+
 @dataclass
 class Faults:
     """Faults of one cluster, changeable while it serves.
@@ -127,6 +131,30 @@ class Faults:
 
     def expire_continue_tokens(self, count: int = 1) -> None:
         self.expire_continue = count
+
+    def configure(self, spec: Mapping[str, Any]) -> None:
+        """Add the faults described by a mapping (a scenario's [cluster.faults] table)."""
+        unknown = set(spec) - _FAULT_KEYS
+        if unknown:
+            raise ValueError(f"unknown fault keys: {', '.join(sorted(unknown))}")
+        self.latency = float(spec.get("latency", self.latency))
+        for group in spec.get("unavailable", []):
+            self.unavailable(str(group))
+        for path, mode in dict(spec.get("malformed", {})).items():
+            self.malform(str(path), str(mode))
+        self.expire_continue = int(spec.get("expire_continue", self.expire_continue))
+        self.hang = bool(spec.get("hang", self.hang))
+        for rule in spec.get("status", []):
+            unknown = set(rule) - _STATUS_KEYS
+            if unknown:
+                raise ValueError(f"unknown status-fault keys: {', '.join(sorted(unknown))}")
+            self.fail(
+                str(rule["path"]),
+                int(rule["status"]),
+                times=None if rule.get("times") is None else int(rule["times"]),
+                retry_after=None if rule.get("retry_after") is None else int(rule["retry_after"]),
+                method=str(rule.get("method", "*")),
+            )
 
     def clear(self) -> None:
         self.latency = 0.0

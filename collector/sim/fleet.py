@@ -18,6 +18,7 @@ import socket
 import ssl
 import stat
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -66,6 +67,7 @@ class ClusterSpec:
     virtual_nodes: int = 0
     latency: float = 0.0
     alpha_apis: bool = False
+    faults: Mapping[str, Any] | None = None  # as in a scenario's [cluster.faults] table
 
     def validate(self) -> None:
         parse_version(self.version)
@@ -228,6 +230,8 @@ class Fleet:
                 alpha_apis=cspec.alpha_apis,
             )
             cluster.faults.latency = cspec.latency
+            if cspec.faults:
+                cluster.faults.configure(cspec.faults)
             self.clusters.append(cluster)
             port = await self._listen(loop, cluster, cspec.server, ssl_ctx, foreign_ctx)
             cluster.server_url = f"https://127.0.0.1:{port}"

@@ -185,6 +185,8 @@ class NodeContext:
 
 
 def kubelet_version(flavour: str, minor: int, patch: int, rng: random.Random) -> str:
+    """The kubelet's version string; one build (same suffix) per flavour and version."""
+    rng = random.Random(f"{flavour}/{minor}.{patch}")
     if flavour == "eks":
         return f"v1.{minor}.{patch}-eks-{rng.getrandbits(28):07x}"
     if flavour == "gke":

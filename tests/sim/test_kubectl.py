@@ -151,7 +151,8 @@ async def test_every_user_kind_works_with_kubectl(
     fleet = await sim_fleet(clusters=[ClusterSpec(name="c", users=kinds)], layout=layout)
     for ctx in fleet.contexts:
         code, out, err = await kubectl(
-            kubectl_path, fleet, "--context", ctx.name, "get", "--raw", "/api/v1/namespaces/kube-system",
+            kubectl_path, fleet, "--context", ctx.name,
+            "get", "--raw", "/api/v1/namespaces/kube-system",
             kubeconfig=ctx.path,
         )  # fmt: skip
         assert code == 0, (ctx, err)

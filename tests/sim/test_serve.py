@@ -76,7 +76,7 @@ def test_scenario_not_toml(tmp_path: Path) -> None:
 
 async def _wait_ready(proc: asyncio.subprocess.Process, ready: Path) -> None:
     for _ in range(300):
-        if ready.exists():
+        if await asyncio.to_thread(ready.exists):
             return
         if proc.returncode is not None:
             break
@@ -111,7 +111,7 @@ async def test_serve_until_sigterm(tmp_path: Path) -> None:
         } <= contexts
         assert (out / "prod-1.kubeconfig").exists()  # per-cluster layout
         live = next(c for c in summary["clusters"] if c["name"] == "prod-1")
-        reader, writer = await asyncio.open_connection(
+        _, writer = await asyncio.open_connection(
             "127.0.0.1", int(live["server"].rsplit(":", 1)[1])
         )
         writer.close()

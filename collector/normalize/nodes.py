@@ -11,9 +11,11 @@ are not JSON at all, or JSON that is not a node list, raise :class:`MalformedRes
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -22,7 +24,7 @@ from collector.errors import MalformedResponseError
 from collector.normalize import wire
 from collector.normalize.quantity import to_base_number, to_integer, to_millicores
 from collector.normalize.salvage import salvage
-from collector.records import NodeCondition, NodeRecord, Taint, content_hash
+from collector.records import NodeCondition, NodeRecord, Taint
 
 __all__ = [
     "NodePage",
@@ -188,60 +190,64 @@ def normalize_node(node: wire.Node, problems: list[str]) -> NodeRecord | None:
         name = f" (node {meta.name!r})" if meta is not None and meta.name else ""
         problems.append(f"no {what}{name}")
         return None
-    labels = meta.labels or {}
-    spec = node.spec or wire.NodeSpec()
-    status = node.status or wire.NodeStatus()
-    info = status.node_info or wire.NodeSystemInfo()
+    labels = meta.labels or _EMPTY_LABELS
+    spec = node.spec or _EMPTY_SPEC
+    status = node.status or _EMPTY_STATUS
+    info = status.node_info or _EMPTY_INFO
 
-    capacity = _resources(status.capacity, "status.capacity", problems)
-    allocatable = _resources(status.allocatable, "status.allocatable", problems)
-    cap_raw = status.capacity or {}
-    alloc_raw = status.allocatable or {}
+    res = _resource_block(
+        tuple(status.capacity.items()) if status.capacity is not None else None,
+        tuple(status.allocatable.items()) if status.allocatable is not None else None,
+    )
+    if res.problems:
+        problems.extend(res.problems)
 
-    provider = parse_provider_id(spec.provider_id) if spec.provider_id else None
-    region = _first_label(labels, REGION_LABELS)
-    zone = _first_label(labels, ZONE_LABELS)
-    cloud = provider.cloud if provider else _cloud_from_labels(labels)
-    if provider:
+    provider_id = spec.provider_id or None
+    provider = parse_provider_id(provider_id) if provider_id else None
+    get = labels.get
+    region = get("topology.kubernetes.io/region") or get("failure-domain.beta.kubernetes.io/region")
+    zone = get("topology.kubernetes.io/zone") or get("failure-domain.beta.kubernetes.io/zone")
+    instance_type = get("node.kubernetes.io/instance-type") or get(
+        "beta.kubernetes.io/instance-type"
+    )
+    if provider is not None:
+        cloud = provider.cloud
         region = region or provider.region
         zone = zone or provider.zone
+    else:
+        cloud = _cloud_from_labels(labels)
 
     ready: bool | None = None
     conditions: list[NodeCondition] = []
     for cond in status.conditions or ():
         if cond.type == "Ready":
             ready = cond.status == "True"
+        ltt = cond.last_transition_time
         conditions.append(
             NodeCondition(
                 type=cond.type,
                 status=cond.status,
                 reason=cond.reason or None,
                 message=cond.message or None,
-                last_transition_time=_timestamp(
-                    cond.last_transition_time, f"condition {cond.type} lastTransitionTime", problems
-                ),
+                last_transition_time=_timestamp(ltt, "condition lastTransitionTime", problems)
+                if ltt
+                else None,
             )
         )
 
     internal_ip = external_ip = None
     for address in status.addresses or ():
-        if address.type == "InternalIP" and internal_ip is None:
-            internal_ip = address.address or None
+        if address.type == "InternalIP":
+            if internal_ip is None:
+                internal_ip = address.address or None
         elif address.type == "ExternalIP" and external_ip is None:
             external_ip = address.address or None
 
-    gpu: int | None = None
-    if status.capacity is not None:
-        gpu = 0
-        for resource in GPU_RESOURCES:
-            if resource in cap_raw:
-                count = _derived(cap_raw, resource, to_integer, "status.capacity", problems)
-                gpu += count or 0
-
+    created = meta.creation_timestamp
     record = NodeRecord(
         node_uid=meta.uid,
         name=meta.name,
-        created_at=_timestamp(meta.creation_timestamp, "metadata.creationTimestamp", problems),
+        created_at=_timestamp(created, "metadata.creationTimestamp", problems) if created else None,
         roles=node_roles(labels),
         ready=ready,
         unschedulable=bool(spec.unschedulable),
@@ -253,43 +259,58 @@ def normalize_node(node: wire.Node, problems: list[str]) -> NodeRecord | None:
         operating_system=info.operating_system or None,
         internal_ip=internal_ip,
         external_ip=external_ip,
-        provider_id=spec.provider_id or None,
+        provider_id=provider_id,
         cloud_provider=cloud,
-        region=region,
-        zone=zone,
-        instance_type=_first_label(labels, INSTANCE_TYPE_LABELS),
-        cpu_capacity_millicores=_derived(cap_raw, "cpu", to_millicores, "", problems),
-        memory_capacity_bytes=_derived(cap_raw, "memory", to_integer, "", problems),
-        pods_capacity=_derived(cap_raw, "pods", to_integer, "", problems),
-        ephemeral_storage_capacity_bytes=_derived(
-            cap_raw, "ephemeral-storage", to_integer, "", problems
-        ),
-        gpu_capacity=gpu,
-        cpu_allocatable_millicores=_derived(alloc_raw, "cpu", to_millicores, "", problems),
-        memory_allocatable_bytes=_derived(alloc_raw, "memory", to_integer, "", problems),
-        pods_allocatable=_derived(alloc_raw, "pods", to_integer, "", problems),
-        capacity=capacity,
-        allocatable=allocatable,
+        region=region or None,
+        zone=zone or None,
+        instance_type=instance_type or None,
+        cpu_capacity_millicores=res.cpu_capacity,
+        memory_capacity_bytes=res.memory_capacity,
+        pods_capacity=res.pods_capacity,
+        ephemeral_storage_capacity_bytes=res.ephemeral_storage_capacity,
+        gpu_capacity=res.gpu_capacity,
+        cpu_allocatable_millicores=res.cpu_allocatable,
+        memory_allocatable_bytes=res.memory_allocatable,
+        pods_allocatable=res.pods_allocatable,
+        capacity=res.capacity,
+        allocatable=res.allocatable,
         labels=labels,
-        taints=tuple(
-            Taint(key=t.key, effect=t.effect, value=t.value or None) for t in spec.taints or ()
-        ),
+        taints=tuple(Taint(key=t.key, effect=t.effect, value=t.value or None) for t in spec.taints)
+        if spec.taints
+        else (),
         conditions=tuple(conditions),
-        problems=tuple(problems),
     )
-    return msgspec.structs.replace(record, content_hash=content_hash(record))
+    # Hashed without its problems (which are not content), as records.content_hash does.
+    digest = _node_hash(record)
+    if problems:
+        return msgspec.structs.replace(record, content_hash=digest, problems=tuple(problems))
+    return msgspec.structs.replace(record, content_hash=digest)
+
+
+_EMPTY_LABELS: dict[str, str] = {}
+_EMPTY_SPEC = wire.NodeSpec()
+_EMPTY_STATUS = wire.NodeStatus()
+_EMPTY_INFO = wire.NodeSystemInfo()
+_hash_encoder = msgspec.json.Encoder(order="sorted")
+
+
+def _node_hash(record: NodeRecord) -> str:
+    """``records.content_hash(record)``, computed the same way, minus its generic overhead."""
+    fields = msgspec.structs.asdict(record)
+    del fields["content_hash"], fields["problems"]
+    return hashlib.sha256(_hash_encoder.encode(fields)).hexdigest()[:32]
 
 
 def node_roles(labels: Mapping[str, str]) -> tuple[str, ...]:
     """Roles as ``kubectl get nodes`` shows them: sorted, from the node-role labels."""
-    roles: set[str] = set()
-    for key, value in labels.items():
-        if key.startswith(ROLE_LABEL_PREFIX):
-            if role := key[len(ROLE_LABEL_PREFIX) :]:
-                roles.add(role)
-        elif key == LEGACY_ROLE_LABEL and value:
-            roles.add(value)
-    return tuple(sorted(roles))
+    roles = {key[_ROLE_PREFIX_LEN:] for key in labels if key.startswith(ROLE_LABEL_PREFIX)}
+    roles.discard("")
+    if legacy := labels.get(LEGACY_ROLE_LABEL):
+        roles.add(legacy)
+    return tuple(sorted(roles)) if roles else ()
+
+
+_ROLE_PREFIX_LEN = len(ROLE_LABEL_PREFIX)
 
 
 def _first_label(labels: Mapping[str, str], keys: tuple[str, ...]) -> str | None:
@@ -297,6 +318,53 @@ def _first_label(labels: Mapping[str, str], keys: tuple[str, ...]) -> str | None
         if value := labels.get(key):
             return value
     return None
+
+
+class _Resources(msgspec.Struct, frozen=True):
+    capacity: dict[str, int | float]
+    allocatable: dict[str, int | float]
+    cpu_capacity: int | None
+    memory_capacity: int | None
+    pods_capacity: int | None
+    ephemeral_storage_capacity: int | None
+    gpu_capacity: int | None
+    cpu_allocatable: int | None
+    memory_allocatable: int | None
+    pods_allocatable: int | None
+    problems: tuple[str, ...]
+
+
+_Items = tuple[tuple[str, str | int | float], ...]
+
+
+@lru_cache(maxsize=4096)
+def _resource_block(cap_items: _Items | None, alloc_items: _Items | None) -> _Resources:
+    """Everything derived from capacity and allocatable. Nodes of one node group share these
+    maps exactly, so this is cached on their content; the returned maps must not be mutated."""
+    problems: list[str] = []
+    capacity = _resources(cap_items or (), "status.capacity", problems)
+    allocatable = _resources(alloc_items or (), "status.allocatable", problems)
+    cap_raw = dict(cap_items or ())
+    alloc_raw = dict(alloc_items or ())
+    gpu: int | None = None
+    if cap_items is not None:
+        gpu = 0
+        for resource in GPU_RESOURCES:
+            if resource in cap_raw:
+                gpu += _derived(cap_raw, resource, to_integer) or 0
+    return _Resources(
+        capacity=capacity,
+        allocatable=allocatable,
+        cpu_capacity=_derived(cap_raw, "cpu", to_millicores, problems, "status.capacity"),
+        memory_capacity=_derived(cap_raw, "memory", to_integer),
+        pods_capacity=_derived(cap_raw, "pods", to_integer),
+        ephemeral_storage_capacity=_derived(cap_raw, "ephemeral-storage", to_integer),
+        gpu_capacity=gpu,
+        cpu_allocatable=_derived(alloc_raw, "cpu", to_millicores, problems, "status.allocatable"),
+        memory_allocatable=_derived(alloc_raw, "memory", to_integer),
+        pods_allocatable=_derived(alloc_raw, "pods", to_integer),
+        problems=tuple(problems),
+    )
 
 
 def _quantity_text(value: str | int | float) -> str:
@@ -313,12 +381,10 @@ def _quantity_text(value: str | int | float) -> str:
 
 
 def _resources(
-    raw: Mapping[str, str | int | float] | None, where: str, problems: list[str]
+    items: Iterable[tuple[str, str | int | float]], where: str, problems: list[str]
 ) -> dict[str, int | float]:
-    if not raw:
-        return {}
     out: dict[str, int | float] = {}
-    for name, value in raw.items():
+    for name, value in items:
         try:
             number = to_base_number(_quantity_text(value))
             if abs(number) > _INT64_MAX:
@@ -334,32 +400,40 @@ def _derived(
     raw: Mapping[str, str | int | float],
     name: str,
     convert: Any,
-    where: str,
-    problems: list[str],
+    problems: list[str] | None = None,
+    where: str = "",
 ) -> int | None:
+    """A quantity in the unit ``convert`` gives; None when absent, invalid (already reported
+    by _resources) or beyond int64 (reported here when ``problems`` is given: CPU in
+    millicores can overflow where cores did not)."""
     value = raw.get(name)
     if value is None:
         return None
     try:
         number: int = convert(_quantity_text(value))
     except ValueError:
-        return None  # already reported by _resources
+        return None
     if abs(number) > _INT64_MAX:
-        if where:
-            problems.append(f"{where}[{name}]: quantity out of range")
+        if problems is not None and abs(to_base_number(_quantity_text(value))) <= _INT64_MAX:
+            problems.append(f"{where}[{name}]: quantity out of range in millicores")
         return None
     return number
+
+
+@lru_cache(maxsize=4096)
+def _parse_timestamp(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _timestamp(text: str | None, where: str, problems: list[str]) -> datetime | None:
     if not text:
         return None
     try:
-        value = datetime.fromisoformat(text)
+        return _parse_timestamp(text)
     except ValueError:
         problems.append(f"{where}: invalid timestamp {text[:40]!r}")
         return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 # --- provider ------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import msgspec
 # --- nodes ---------------------------------------------------------------------------------
 
 
-class ObjectMeta(msgspec.Struct, rename="camel", kw_only=True):
+class ObjectMeta(msgspec.Struct, rename="camel", kw_only=True, gc=False):
     name: str = ""
     uid: str = ""
     namespace: str = ""
@@ -27,19 +27,19 @@ class ObjectMeta(msgspec.Struct, rename="camel", kw_only=True):
     labels: dict[str, str] | None = None
 
 
-class Taint(msgspec.Struct, kw_only=True):
+class Taint(msgspec.Struct, kw_only=True, gc=False):
     key: str = ""
     effect: str = ""
     value: str | None = None
 
 
-class NodeSpec(msgspec.Struct, kw_only=True):
+class NodeSpec(msgspec.Struct, kw_only=True, gc=False):
     provider_id: str | None = msgspec.field(default=None, name="providerID")
     unschedulable: bool | None = None
     taints: list[Taint] | None = None
 
 
-class NodeCondition(msgspec.Struct, rename="camel", kw_only=True):
+class NodeCondition(msgspec.Struct, rename="camel", kw_only=True, gc=False):
     type: str = ""
     status: str = ""
     reason: str | None = None
@@ -47,12 +47,12 @@ class NodeCondition(msgspec.Struct, rename="camel", kw_only=True):
     last_transition_time: str | None = None
 
 
-class NodeAddress(msgspec.Struct, kw_only=True):
+class NodeAddress(msgspec.Struct, kw_only=True, gc=False):
     type: str = ""
     address: str = ""
 
 
-class NodeSystemInfo(msgspec.Struct, rename="camel", kw_only=True):
+class NodeSystemInfo(msgspec.Struct, rename="camel", kw_only=True, gc=False):
     kubelet_version: str | None = None
     kube_proxy_version: str | None = None
     container_runtime_version: str | None = None
@@ -62,7 +62,7 @@ class NodeSystemInfo(msgspec.Struct, rename="camel", kw_only=True):
     operating_system: str | None = None
 
 
-class NodeStatus(msgspec.Struct, rename="camel", kw_only=True):
+class NodeStatus(msgspec.Struct, rename="camel", kw_only=True, gc=False):
     # Quantities are strings on the wire; Go also accepts bare JSON numbers, so do we.
     capacity: dict[str, str | int | float] | None = None
     allocatable: dict[str, str | int | float] | None = None
@@ -71,26 +71,26 @@ class NodeStatus(msgspec.Struct, rename="camel", kw_only=True):
     node_info: NodeSystemInfo | None = None
 
 
-class Node(msgspec.Struct, kw_only=True):
+class Node(msgspec.Struct, kw_only=True, gc=False):
     kind: str = ""
     metadata: ObjectMeta | None = None
     spec: NodeSpec | None = None
     status: NodeStatus | None = None
 
 
-class ListMeta(msgspec.Struct, rename="camel", kw_only=True):
+class ListMeta(msgspec.Struct, rename="camel", kw_only=True, gc=False):
     resource_version: str | None = None
     continue_: str | None = msgspec.field(default=None, name="continue")
     remaining_item_count: int | None = None
 
 
-class NodeList(msgspec.Struct, kw_only=True):
+class NodeList(msgspec.Struct, kw_only=True, gc=False):
     kind: str = ""
     metadata: ListMeta | None = None
     items: list[Node] | None = None
 
 
-class RawNodeList(msgspec.Struct, kw_only=True):
+class RawNodeList(msgspec.Struct, kw_only=True, gc=False):
     """A node list whose items are kept raw, to salvage what a strict decode rejected."""
 
     kind: Any = None
@@ -101,28 +101,28 @@ class RawNodeList(msgspec.Struct, kw_only=True):
 # --- discovery -----------------------------------------------------------------------------
 
 
-class GroupVersionForDiscovery(msgspec.Struct, rename="camel", kw_only=True):
+class GroupVersionForDiscovery(msgspec.Struct, rename="camel", kw_only=True, gc=False):
     group_version: str = ""
     version: str = ""
 
 
-class APIGroup(msgspec.Struct, rename="camel", kw_only=True):
+class APIGroup(msgspec.Struct, rename="camel", kw_only=True, gc=False):
     name: str = ""
     versions: list[GroupVersionForDiscovery] = []
     preferred_version: GroupVersionForDiscovery | None = None
 
 
-class APIGroupList(msgspec.Struct, kw_only=True):
+class APIGroupList(msgspec.Struct, kw_only=True, gc=False):
     kind: str = ""
     groups: list[APIGroup] = []
 
 
-class APIVersions(msgspec.Struct, kw_only=True):
+class APIVersions(msgspec.Struct, kw_only=True, gc=False):
     kind: str = ""
     versions: list[str] = []
 
 
-class APIResource(msgspec.Struct, rename="camel", kw_only=True):
+class APIResource(msgspec.Struct, rename="camel", kw_only=True, gc=False):
     name: str = ""
     singular_name: str | None = None
     namespaced: bool = False
@@ -134,19 +134,19 @@ class APIResource(msgspec.Struct, rename="camel", kw_only=True):
     categories: list[str] | None = None
 
 
-class APIResourceList(msgspec.Struct, rename="camel", kw_only=True):
+class APIResourceList(msgspec.Struct, rename="camel", kw_only=True, gc=False):
     kind: str = ""
     group_version: str = ""
     resources: list[APIResource] | None = None
 
 
-class GroupVersionKind(msgspec.Struct, kw_only=True):
+class GroupVersionKind(msgspec.Struct, kw_only=True, gc=False):
     group: str = ""
     version: str = ""
     kind: str = ""
 
 
-class APIResourceDiscovery(msgspec.Struct, rename="camel", kw_only=True):
+class APIResourceDiscovery(msgspec.Struct, rename="camel", kw_only=True, gc=False):
     resource: str = ""
     response_kind: GroupVersionKind | None = None
     scope: str = ""
@@ -156,22 +156,22 @@ class APIResourceDiscovery(msgspec.Struct, rename="camel", kw_only=True):
     categories: list[str] | None = None
 
 
-class APIVersionDiscovery(msgspec.Struct, kw_only=True):
+class APIVersionDiscovery(msgspec.Struct, kw_only=True, gc=False):
     version: str = ""
     resources: list[APIResourceDiscovery] | None = None
     freshness: str | None = None
 
 
-class DiscoveryMeta(msgspec.Struct, kw_only=True):
+class DiscoveryMeta(msgspec.Struct, kw_only=True, gc=False):
     name: str = ""
 
 
-class APIGroupDiscovery(msgspec.Struct, kw_only=True):
+class APIGroupDiscovery(msgspec.Struct, kw_only=True, gc=False):
     metadata: DiscoveryMeta | None = None
     versions: list[APIVersionDiscovery] | None = None
 
 
-class APIGroupDiscoveryList(msgspec.Struct, rename="camel", kw_only=True):
+class APIGroupDiscoveryList(msgspec.Struct, rename="camel", kw_only=True, gc=False):
     kind: str = ""
     api_version: str = ""
     items: list[APIGroupDiscovery] | None = None
@@ -180,7 +180,7 @@ class APIGroupDiscoveryList(msgspec.Struct, rename="camel", kw_only=True):
 # --- cluster info --------------------------------------------------------------------------
 
 
-class Version(msgspec.Struct, rename="camel", kw_only=True):
+class Version(msgspec.Struct, rename="camel", kw_only=True, gc=False):
     major: str = ""
     minor: str = ""
     git_version: str = ""
@@ -194,38 +194,38 @@ class Version(msgspec.Struct, rename="camel", kw_only=True):
     emulation_minor: str | None = None
 
 
-class Namespace(msgspec.Struct, kw_only=True):
+class Namespace(msgspec.Struct, kw_only=True, gc=False):
     metadata: ObjectMeta | None = None
 
 
-class ServicePort(msgspec.Struct, kw_only=True):
+class ServicePort(msgspec.Struct, kw_only=True, gc=False):
     name: str = ""
     port: int = 0
 
 
-class ServiceSpec(msgspec.Struct, kw_only=True):
+class ServiceSpec(msgspec.Struct, kw_only=True, gc=False):
     ports: list[ServicePort] | None = None
 
 
-class LoadBalancerIngress(msgspec.Struct, kw_only=True):
+class LoadBalancerIngress(msgspec.Struct, kw_only=True, gc=False):
     ip: str = ""
     hostname: str = ""
 
 
-class LoadBalancerStatus(msgspec.Struct, kw_only=True):
+class LoadBalancerStatus(msgspec.Struct, kw_only=True, gc=False):
     ingress: list[LoadBalancerIngress] | None = None
 
 
-class ServiceStatus(msgspec.Struct, rename="camel", kw_only=True):
+class ServiceStatus(msgspec.Struct, rename="camel", kw_only=True, gc=False):
     load_balancer: LoadBalancerStatus | None = None
 
 
-class Service(msgspec.Struct, kw_only=True):
+class Service(msgspec.Struct, kw_only=True, gc=False):
     metadata: ObjectMeta | None = None
     spec: ServiceSpec | None = None
     status: ServiceStatus | None = None
 
 
-class ServiceList(msgspec.Struct, kw_only=True):
+class ServiceList(msgspec.Struct, kw_only=True, gc=False):
     kind: str = ""
     items: list[Service] | None = None

@@ -6,12 +6,16 @@ memory held by raw JSON is bounded by the page size, not by the size of the clus
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
-from collector.errors import GoneError
+import msgspec
+
+from collector.errors import GoneError, MalformedResponseError
 from collector.kube.fetching import decoded
-from collector.kube.requesting import KubeClient, Query
+from collector.kube.requesting import KubeClient, Query, Response
 from collector.normalize import decode_node_page
 from collector.records import NodeRecord
 
@@ -28,33 +32,71 @@ class NodeListing:
     restarts: int = 0  # times the list restarted after a 410 (expired continue token)
 
 
+class _ListMeta(msgspec.Struct):
+    continue_: str | None = msgspec.field(default=None, name="continue")
+
+
+class _ListHead(msgspec.Struct):
+    metadata: _ListMeta | None = None
+
+
+_head_decoder = msgspec.json.Decoder(_ListHead)
+
+
+def peek_continue(raw: bytes) -> str | None:
+    """The continue token of a list, without building its items (msgspec skips them)."""
+    try:
+        head = _head_decoder.decode(raw)
+    except msgspec.MsgspecError:
+        return None  # the full decode reports what is wrong
+    return head.metadata.continue_ if head.metadata else None
+
+
 async def list_nodes_paged(
     client: KubeClient, *, page_size: int = 500, max_restarts: int = 3
 ) -> NodeListing:
     """Every node of the cluster. ``page_size`` 0 asks for the whole list at once.
 
+    The request for the next page is sent before the current page is decoded, so that the
+    server produces page N+1 while kubeinv decodes page N: at most two raw pages are held.
+
     A 410 Gone in the middle of the list means the continue token expired (etcd compacted past
     the list's snapshot): the list starts over, at most ``max_restarts`` times, like client-go's
     pager does, but paged again rather than as one unbounded list.
     """
+
+    def fetch(token: str | None) -> asyncio.Task[Response]:
+        query: Query = [("limit", page_size)] if page_size > 0 else []
+        if token:
+            query = [*query, ("continue", token)]
+        return asyncio.ensure_future(client.get(NODES_PATH, query=query))
+
     restarts = 0
     while True:
         listing = NodeListing(restarts=restarts)
+        pending: asyncio.Task[Response] | None = fetch(None)
         token: str | None = None
         try:
-            while True:
-                query: Query = [("limit", page_size)] if page_size > 0 else []
+            while pending is not None:
+                response = await pending
+                pending = None
+                token = peek_continue(response.body)
                 if token:
-                    query = [*query, ("continue", token)]
-                page = decoded(await client.get(NODES_PATH, query=query), decode_node_page)
+                    pending = fetch(token)
+                    await asyncio.sleep(0)  # let the next request reach the socket
+                page = decoded(response, decode_node_page)
+                del response
                 listing.pages += 1
                 listing.nodes.extend(page.nodes)
                 listing.problems.extend(page.problems)
-                token = page.continue_token
-                if not token:
-                    return listing
+                if page.continue_token != token:  # trust the full decode over the peek
+                    raise MalformedResponseError(
+                        f"GET {client.url(NODES_PATH)}: list metadata "
+                        "could not be read consistently"
+                    )
+            return listing
         except GoneError:
-            if token is None or restarts >= max_restarts:
+            if listing.pages == 0 or restarts >= max_restarts:  # 410 on page 1 is no expiry
                 raise
             restarts += 1
             logger.info(
@@ -64,3 +106,8 @@ async def list_nodes_paged(
                 restarts,
                 max_restarts,
             )
+        finally:
+            if pending is not None:
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending

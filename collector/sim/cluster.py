@@ -357,13 +357,12 @@ class SimCluster:
         ) + discovery.custom_groups(self.flavour, self.variant)
         self._rendered = None
         if kubelets:
-            rng = random.Random(f"{self.seed}/{self.name}/upgrade/{version}")
             for node in self._nodes.values():
                 info = node.obj["status"]["nodeInfo"]
                 if info.get("kubeletVersion", "").endswith(("vk-azure-aci-1.6.1",)):
                     continue
                 info["kubeletVersion"] = info["kubeProxyVersion"] = nodes.kubelet_version(
-                    self.flavour, self.minor, self.patch, rng
+                    self.flavour, self.minor, self.patch
                 )
                 self._touch(node)
         self._bump()

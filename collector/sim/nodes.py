@@ -32,7 +32,7 @@ _EPOCH = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
 
 
 def rfc3339(t: dt.datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return t.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 @cache
@@ -184,7 +184,23 @@ class NodeContext:
     seed: int
 
 
-def kubelet_version(flavour: str, minor: int, patch: int, rng: random.Random) -> str:
+def uuid4_from(rng: random.Random) -> str:
+    """A version-4 UUID string drawn from `rng` (deterministic, unlike uuid.uuid4)."""
+    h = f"{rng.getrandbits(128):032x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
+@cache
+def _cluster_choices(seed: int, cluster: str, flavour: str) -> tuple[str, list[str], str]:
+    """Cluster-wide choices: region, zones, and a hex id used in pool and infra names."""
+    crng = random.Random(f"{seed}/{cluster}")
+    regions = _REGIONS.get(flavour, [("", [""])])
+    region, zones = regions[crng.randrange(len(regions))]
+    return region, zones, f"{crng.getrandbits(32):08x}"
+
+
+@cache
+def kubelet_version(flavour: str, minor: int, patch: int) -> str:
     """The kubelet's version string; one build (same suffix) per flavour and version."""
     rng = random.Random(f"{flavour}/{minor}.{patch}")
     if flavour == "eks":
@@ -207,10 +223,7 @@ def make_node(ctx: NodeContext, index: int, *, total: int) -> SimNode:
     is_cp = index < control_planes
     shapes = _SHAPES[f]
     shape = shapes[0] if is_cp else shapes[rng.randrange(len(shapes))]
-    crng = random.Random(f"{ctx.seed}/{ctx.cluster}")  # cluster-wide choices
-    regions = _REGIONS.get(f, [("", [""])])
-    region, zones = regions[crng.randrange(len(regions))]
-    cluster_hex = f"{crng.getrandbits(32):08x}"
+    region, zones, cluster_hex = _cluster_choices(ctx.seed, ctx.cluster, f)
     zone = zones[index % len(zones)]
     ip = f"10.{(index >> 16) & 255}.{(index >> 8) & 255}.{index & 255}"
     if ip.endswith(".0"):
@@ -269,7 +282,7 @@ def make_node(ctx: NodeContext, index: int, *, total: int) -> SimNode:
         vmss = f"aks-{pool}-{int(cluster_hex, 16) % 90000000 + 10000000}-vmss"
         name = f"{vmss}{index:06x}"
         provider_id = (
-            f"azure:///subscriptions/{uuid.UUID(int=rng.getrandbits(128), version=4)}"
+            f"azure:///subscriptions/{uuid.uuid5(uuid.NAMESPACE_OID, f'{ctx.seed}/{ctx.cluster}')}"
             f"/resourceGroups/mc_sim_{ctx.cluster}_{region}/providers/Microsoft.Compute"
             f"/virtualMachineScaleSets/{vmss}/virtualMachines/{index}"
         )
@@ -345,7 +358,7 @@ def make_node(ctx: NodeContext, index: int, *, total: int) -> SimNode:
         runtime = "containerd://1.7.18"
     else:  # kubeadm on vSphere
         name = f"k8s-{'cp' if is_cp else 'worker'}-{index:03d}"
-        provider_id = f"vsphere://{uuid.UUID(int=rng.getrandbits(128), version=4)}"
+        provider_id = f"vsphere://{uuid4_from(rng)}"
         annotations["kubeadm.alpha.kubernetes.io/cri-socket"] = (
             "unix:///var/run/containerd/containerd.sock"
         )
@@ -390,7 +403,7 @@ def make_node(ctx: NodeContext, index: int, *, total: int) -> SimNode:
     if not is_cp and roll < 0.15 and ctx.minor > 20:
         lag = 1 if roll < 0.1 else 2
         minor, patch = ctx.minor - lag, rng.randrange(1, 12)
-    kubelet = kubelet_version(f, minor, patch, rng)
+    kubelet = kubelet_version(f, minor, patch)
 
     created = _EPOCH + dt.timedelta(minutes=index * 7 + rng.randrange(60))
     ready = not (not is_cp and rng.random() < 0.04)
@@ -420,7 +433,7 @@ def make_node(ctx: NodeContext, index: int, *, total: int) -> SimNode:
         capacity["nvidia.com/gpu"] = allocatable["nvidia.com/gpu"] = shape.gpu
     obj = node_object(
         name=name,
-        uid=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        uid=uuid4_from(rng),
         created=created,
         labels=labels,
         annotations=annotations,
@@ -434,8 +447,8 @@ def make_node(ctx: NodeContext, index: int, *, total: int) -> SimNode:
         external_ip=external_ip,
         node_info={
             "machineID": f"{rng.getrandbits(128):032x}",
-            "systemUUID": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            "bootID": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "systemUUID": uuid4_from(rng),
+            "bootID": uuid4_from(rng),
             "kernelVersion": kernel,
             "osImage": os_image,
             "containerRuntimeVersion": runtime,
@@ -479,7 +492,7 @@ def virtual_node(ctx: NodeContext, index: int) -> SimNode:
     }
     obj = node_object(
         name=name,
-        uid=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        uid=uuid4_from(rng),
         created=_EPOCH + dt.timedelta(days=2),
         labels=labels,
         annotations={"node.alpha.kubernetes.io/ttl": "0"},

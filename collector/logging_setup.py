@@ -123,23 +123,28 @@ def setup_logging(
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(_ContextFilter())
     numeric = getattr(logging, level.upper(), logging.INFO)
+    # Every line of the process goes through this one handler (JSON stays JSON): kubeinv's own
+    # loggers at the chosen level, libraries at WARNING (or DEBUG with -v).
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if getattr(old, "_kubeinv", False):
+            root.removeHandler(old)
+    handler._kubeinv = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if numeric <= logging.DEBUG else logging.WARNING)
     for name in (LOGGER_NAME, "collector"):
         logger = logging.getLogger(name)
-        for old in list(logger.handlers):
-            if getattr(old, "_kubeinv", False):
-                logger.removeHandler(old)
-        handler._kubeinv = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
         logger.setLevel(numeric)
-        logger.propagate = False
-    # APScheduler logs every tick at INFO; keep its warnings (skipped runs) and errors.
-    aps = logging.getLogger("apscheduler")
-    aps.setLevel(logging.DEBUG if numeric <= logging.DEBUG else logging.WARNING)
-    for old in list(aps.handlers):
-        if getattr(old, "_kubeinv", False):
-            aps.removeHandler(old)
-    aps.addHandler(handler)
-    aps.propagate = False
+        logger.propagate = True
+    quiet = {
+        # APScheduler logs every tick at INFO; its warnings (skipped runs) are kept.
+        "apscheduler": logging.WARNING,
+        # asyncpg's pool retries reconnecting in the background while PostgreSQL is down and
+        # logs each attempt with a traceback; kubeinv reports the outage in one line per run.
+        "asyncpg": logging.ERROR,
+    }
+    for name, quiet_level in quiet.items():
+        logging.getLogger(name).setLevel(logging.DEBUG if numeric <= logging.DEBUG else quiet_level)
     return handler
 
 

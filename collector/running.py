@@ -191,7 +191,8 @@ async def collect_once(
             if not got:
                 not_claimed.append(cluster_id)
                 log.info(
-                    "cluster %s is collected by another collector in this interval: skipped",
+                    "cluster %s was claimed by another run moments ago (another collector on "
+                    "this database): not collected again in this interval",
                     cluster_id,
                 )
             return got
@@ -344,7 +345,9 @@ async def daemon_command(settings: Settings) -> int:
                 f"{exc.strerror}"
             ) from None
     interval = settings.schedule.interval_delta
-    fresh_within = interval / 2 if interval and not settings.schedule.cron else timedelta(0)
+    # Two daemons on one database: a cluster claimed by any run less than a third of an
+    # interval ago is not collected again (a third: our own previous run may have ended late).
+    fresh_within = interval / 3 if interval and not settings.schedule.cron else timedelta(0)
     holder: dict[str, Store | None] = {"store": None}
 
     async def job() -> str:

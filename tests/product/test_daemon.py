@@ -1,0 +1,222 @@
+"""`kubeinv run` for real: a subprocess daemon collecting simulated clusters into PostgreSQL.
+
+The database is a throwaway embedded PostgreSQL of this test (never the machine's shared
+service), so that it can be stopped and started again between two ticks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from collector.sim import ClusterSpec, FleetSpec
+from collector.store.embedded import EmbeddedServer
+
+from .conftest import REPO, clean_env
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[EmbeddedServer]:
+    # A short, world-searchable directory: as root the server runs as 'nobody'.
+    base = Path(tempfile.mkdtemp(prefix="kinv-daemon-"))
+    base.chmod(0o755)
+    server = EmbeddedServer(base / "pg")
+    try:
+        server.ensure_running()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    raw = await reader.read()
+    writer.close()
+    body = raw.decode().partition("\r\n\r\n")[2]
+    samples = {}
+    for family in text_string_to_metric_families(body):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+async def _runs(port: int, status: str) -> float:
+    try:
+        samples = await _metrics(port)
+    except OSError:
+        return 0.0
+    return samples.get(("kubeinv_runs_total", (("status", status),)), 0.0)
+
+
+async def _wait_for(
+    what: str, check: Callable[[], object], timeout: float, proc: asyncio.subprocess.Process
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.returncode is not None:
+            raise AssertionError(f"the daemon exited ({proc.returncode}) while waiting: {what}")
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextlib.asynccontextmanager
+async def _daemon(
+    *args: str, env: dict[str, str]
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, Path]]:
+    log_path = Path(tempfile.mkstemp(prefix="kinv-daemon-", suffix=".log")[1])
+    with log_path.open("wb") as log_file:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "collector", "run", *args,
+            env=env, cwd=str(REPO), stdout=log_file, stderr=log_file,
+        )
+        try:
+            yield proc, log_path
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            if os.environ.get("KUBEINV_KEEP_LOGS") is None:
+                with contextlib.suppress(OSError):
+                    log_path.unlink()
+
+
+async def test_daemon_runs_serves_metrics_survives_a_postgres_restart_and_stops_on_sigterm(
+    sim_fleet: Callable[..., object],
+    own_postgres: EmbeddedServer,
+    tmp_path: Path,
+) -> None:
+    fleet = await sim_fleet(  # type: ignore[misc]
+        FleetSpec(
+            clusters=[
+                ClusterSpec(name="alpha", version="v1.30.6", flavour="eks", nodes=3),
+                ClusterSpec(name="beta", version="v1.29.10", flavour="gke", nodes=2,
+                            users=("token",)),
+                ClusterSpec(name="gamma", version="v1.31.2", nodes=2, server="closed-port"),
+            ]
+        )
+    )
+    dsn = own_postgres.dsn()
+    port = _free_port()
+    env = clean_env(tmp_path)
+    args = (
+        "--kubeconfig", str(fleet.kubeconfig),
+        "--database-url", dsn,
+        "--interval", "2s",
+        "--metrics-port", str(port),
+        "--log-format", "json",
+        "--timeout", "3",
+        "--cluster-timeout", "10",
+        "--shutdown-grace", "10",
+    )
+    async with _daemon(*args, env=env) as (proc, log_path):
+        # Runs happen; a cluster that is down makes each run partial, not the daemon fail.
+        await _wait_for("two runs", lambda: _two_partial(port), 60, proc)
+        samples = await _metrics(port)
+        alpha = ("context", "alpha"), ("kubeconfig", str(fleet.kubeconfig))
+        assert samples[("kubeinv_target_up", alpha)] == 1.0
+        gamma = ("context", "gamma"), ("kubeconfig", str(fleet.kubeconfig))
+        assert samples[("kubeinv_target_up", gamma)] == 0.0
+        assert samples[("kubeinv_nodes_collected_total", ())] >= 10
+        assert any(
+            name == "kubeinv_cluster_last_success_timestamp_seconds" for name, _ in samples
+        )
+        assert any(
+            name == "kubeinv_target_collections_total"
+            and ("error_class", "Unreachable") in labels
+            for name, labels in samples
+        )
+
+        # PostgreSQL goes away between ticks: the next run fails with a clear log line ...
+        await asyncio.to_thread(own_postgres.stop)
+        await _wait_for("a failed run", lambda: _runs_at_least(port, "error", 1), 30, proc)
+        # ... and once it is back, a later tick reconnects and works.
+        partial_before = await _runs(port, "partial")
+        await asyncio.to_thread(own_postgres.ensure_running)
+        await _wait_for(
+            "a run after the restart",
+            lambda: _runs_at_least(port, "partial", partial_before + 1),
+            30,
+            proc,
+        )
+
+        # SIGTERM: a clean stop, exit 0, within the deadline.
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = await asyncio.wait_for(proc.wait(), 20)
+        took = time.monotonic() - t0
+        log_text = log_path.read_text()
+
+    assert rc == 0, log_text[-3000:]
+    assert took < 15
+    lines = [json.loads(line) for line in log_text.splitlines() if line.startswith("{")]
+    assert lines, log_text[-2000:]
+    db_errors = [
+        line for line in lines
+        if line["level"] == "error" and "database cannot be used" in line["message"]
+    ]
+    assert db_errors, log_text[-3000:]
+    assert all("context" in line for line in lines if "gamma" in line["message"])
+    assert any(line["message"].startswith("stopping on SIGTERM") for line in lines)
+    assert "Traceback" not in log_text
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        runs = await conn.fetch(
+            "SELECT run_id, status FROM inventory.collection_run ORDER BY run_id"
+        )
+        assert sum(1 for r in runs if r["status"] == "partial") >= 3
+        clusters = await conn.fetch(
+            "SELECT context_names, node_count, last_status FROM inventory.cluster_current"
+        )
+        assert sorted((list(c["context_names"]), c["node_count"]) for c in clusters) == [
+            (["alpha"], 3),
+            (["beta"], 2),
+        ]
+        # Change-only history: many runs, one version per node.
+        versions = await conn.fetchval("SELECT count(*) FROM inventory.node_history")
+        assert versions == 5
+        failed = await conn.fetchval(
+            "SELECT count(*) FROM inventory.cluster_collection "
+            "WHERE context_name = 'gamma' AND status = 'failed'"
+        )
+        assert failed >= 3
+    finally:
+        await conn.close()
+
+
+async def _two_partial(port: int) -> bool:
+    return await _runs(port, "partial") >= 2
+
+
+async def _runs_at_least(port: int, status: str, count: float) -> bool:
+    return await _runs(port, status) >= count

@@ -8,6 +8,7 @@ import json
 import logging
 
 import msgspec
+import pytest
 
 from collector.logging_setup import cluster_scope, register_secrets, setup_logging
 from collector.metrics import Metrics, MetricsServer
@@ -61,6 +62,18 @@ def _outcomes() -> list[TargetOutcome]:
             duration_ms=30,
         ),
     ]
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> object:
+    """setup_logging configures the process's loggers: put them back for the other tests."""
+    names = ["", "kubeinv", "collector", "apscheduler", "asyncpg"]
+    saved = {n: (logging.getLogger(n).level, list(logging.getLogger(n).handlers)) for n in names}
+    yield
+    for n, (level, handlers) in saved.items():
+        logger = logging.getLogger(n)
+        logger.setLevel(level)
+        logger.handlers[:] = handlers
 
 
 async def test_metrics_endpoint_serves_counters_and_healthz() -> None:

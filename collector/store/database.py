@@ -227,9 +227,9 @@ class Store:
     ) -> StoreStats:
         """Store one cluster's inventory, change-only, in one transaction.
 
-        ``at`` (timezone-aware) overrides the version time, which is otherwise the database's
-        transaction time; it exists for building histories at controlled times in tests and
-        benchmarks and must be later than every version already stored for the cluster.
+        ``at`` (timezone-aware) overrides the version time, which is otherwise the database
+        clock when the cluster lock is taken. It exists for building histories at controlled
+        times (tests, benchmarks) and must be later than every version stored for the cluster.
         """
         check_store_time(at)
 

@@ -1,10 +1,14 @@
 """The write path: one cluster's inventory in one transaction, change-only.
 
 For each versioned part (version, nodes, API resources, services) the current (key, content
-hash) pairs of the cluster are read first and compared with the incoming records in Python.
-Only new and changed records are sent (COPY into a temporary staging table, then one
-``INSERT ... SELECT``), and only changed or vanished keys are closed (one ``UPDATE``). An
-unchanged cluster costs one index scan per part and no write to the history at all.
+hash) pairs of the cluster are read first (an index-only scan of the partial "current" index)
+and compared with the incoming records in Python. Only changed or vanished keys are closed (one
+``UPDATE ... WHERE key = ANY(...)``), and only new and changed records are sent, with
+``copy_records_to_table`` straight into the history table: the diff is already made, so a
+staging table plus ``INSERT ... SELECT`` would only write every row twice (measured: about half
+the time of the first store went there). An unchanged cluster costs one index scan per part and
+no write to the history at all. The whole cluster is one transaction under a per-cluster
+advisory lock, and the partial unique index on current rows guards the invariant.
 
 Parts that were not read (``None``) are left exactly as stored; so are the API resources of
 the groups listed in ``failed_groups``.
@@ -42,9 +46,9 @@ Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProx
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _json = msgspec.json.Encoder()
 
-# Column order of the staging tables (create_node_stage / create_api_resource_stage).
+# Column order of the rows sent with COPY into the history tables.
 NODE_COLUMNS = (
-    "node_uid", "name", "created_at", "roles", "ready", "unschedulable",
+    "cluster_id", "valid_from", "node_uid", "name", "created_at", "roles", "ready", "unschedulable",
     "kubelet_version", "container_runtime_version", "os_image", "kernel_version",
     "architecture", "operating_system", "internal_ip", "external_ip", "provider_id",
     "cloud_provider", "region", "zone", "instance_type",
@@ -52,10 +56,11 @@ NODE_COLUMNS = (
     "ephemeral_storage_capacity_bytes", "gpu_capacity",
     "cpu_allocatable_millicores", "memory_allocatable_bytes", "pods_allocatable",
     "capacity", "allocatable", "labels", "taints", "conditions", "problems", "content_hash",
+    "first_seen_at",
 )  # fmt: skip
 API_RESOURCE_COLUMNS = (
-    "api_group", "api_version", "resource", "kind", "namespaced", "verbs", "short_names",
-    "categories", "singular_name", "preferred", "content_hash",
+    "cluster_id", "valid_from", "api_group", "api_version", "resource", "kind", "namespaced",
+    "verbs", "short_names", "categories", "singular_name", "preferred", "content_hash",
 )  # fmt: skip
 
 
@@ -117,9 +122,13 @@ def node_key(record: NodeRecord) -> str:
     return record.node_uid or f"name:{record.name}"
 
 
-def node_row(record: NodeRecord) -> tuple[Any, ...]:
+def node_row(
+    cluster_id: str, valid_from: datetime, record: NodeRecord, first_seen_at: datetime
+) -> tuple[Any, ...]:
     problems = list(record.problems)
     row = (
+        cluster_id,
+        valid_from,
         node_key(record),
         record.name,
         record.created_at,
@@ -156,6 +165,7 @@ def node_row(record: NodeRecord) -> tuple[Any, ...]:
         _json.encode(record.conditions),
         problems,
         _hash(record),
+        first_seen_at,
     )
     return row
 
@@ -164,8 +174,12 @@ def api_resource_key(record: ApiResourceRecord) -> tuple[str, str, str]:
     return (record.api_group, record.api_version, record.resource)
 
 
-def api_resource_row(record: ApiResourceRecord) -> tuple[Any, ...]:
+def api_resource_row(
+    cluster_id: str, valid_from: datetime, record: ApiResourceRecord
+) -> tuple[Any, ...]:
     return (
+        cluster_id,
+        valid_from,
         record.api_group,
         record.api_version,
         record.resource,
@@ -213,7 +227,7 @@ async def store_cluster(
     cid = inv.cluster_id
     async with conn.transaction():
         await conn.execute(q["lock_cluster"], cid)
-        when: datetime = at if at is not None else await conn.fetchval(q["transaction_time"])
+        when: datetime = at if at is not None else await conn.fetchval(q["version_time"])
         complete = (
             inv.version is not None
             and inv.nodes is not None
@@ -312,7 +326,9 @@ async def _merge_nodes(
 ) -> PartStats:
     if records is None:
         return PartStats(skipped=True)
-    current = {row[0]: row[1] for row in await conn.fetch(q["current_node_hashes"], cid)}
+    rows = await conn.fetch(q["current_node_hashes"], cid)
+    current = {row[0]: row[1] for row in rows}
+    first_seen: dict[str, datetime] = {row[0]: row[2] for row in rows}
     incoming = _unique(records, node_key, "node", cid)
     changed = [rec for key, rec in incoming.items() if current.get(key) != _hash(rec)]
     to_close = [
@@ -322,11 +338,17 @@ async def _merge_nodes(
     if to_close:
         closed = _affected(await conn.execute(q["close_nodes"], cid, when, to_close))
     if changed:
-        await conn.execute(q["create_node_stage"])
-        await conn.copy_records_to_table(
-            "node_stage", records=[node_row(r) for r in changed], columns=NODE_COLUMNS
+        new_keys = [node_key(r) for r in changed if node_key(r) not in current]
+        if new_keys and (current or await conn.fetchval(q["has_node_history"], cid)):
+            for row in await conn.fetch(q["earlier_first_seen"], cid, new_keys):
+                first_seen[row[0]] = row[1]
+        status = await conn.copy_records_to_table(
+            "node_history",
+            schema_name="inventory",
+            records=[node_row(cid, when, r, first_seen.get(node_key(r), when)) for r in changed],
+            columns=NODE_COLUMNS,
         )
-        inserted = _affected(await conn.execute(q["merge_nodes"], cid, when))
+        inserted = _affected(status)
     return PartStats(inserted=inserted, closed=closed)
 
 
@@ -364,13 +386,13 @@ async def _merge_api_resources(
             await conn.execute(q["close_api_resources"], cid, when, groups, versions, resources)
         )
     if changed:
-        await conn.execute(q["create_api_resource_stage"])
-        await conn.copy_records_to_table(
-            "api_resource_stage",
-            records=[api_resource_row(r) for r in changed],
+        status = await conn.copy_records_to_table(
+            "api_resource_history",
+            schema_name="inventory",
+            records=[api_resource_row(cid, when, r) for r in changed],
             columns=API_RESOURCE_COLUMNS,
         )
-        inserted = _affected(await conn.execute(q["merge_api_resources"], cid, when))
+        inserted = _affected(status)
     return PartStats(inserted=inserted, closed=closed)
 
 

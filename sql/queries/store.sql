@@ -1,6 +1,8 @@
--- Queries of the write path and the ledger (collector/store/writing.py, collector/store/ledger.py).
--- Every history merge is set-based: one statement per table per cluster, and only for the rows
--- whose content hash changed; unchanged rows are never touched.
+-- Queries of the write path and the ledger (collector/store/writing.py, database.py).
+-- Every history merge is set-based: per table and cluster, one UPDATE closes the versions whose
+-- content hash changed or whose key vanished, and one COPY (asyncpg copy_records_to_table,
+-- straight into the history table, see writing.py) inserts the new versions. Unchanged rows are
+-- never touched.
 
 -- name: lock_cluster
 -- Transaction-scoped advisory lock on one cluster: stores and claims of a cluster serialize.
@@ -25,8 +27,10 @@ ON CONFLICT (cluster_id) DO UPDATE SET
     last_error        = EXCLUDED.last_error,
     last_run_id       = EXCLUDED.last_run_id;
 
--- name: transaction_time
-SELECT now();
+-- name: version_time
+-- The time of the versions a store writes. Read after lock_cluster, not now(): a transaction
+-- that began earlier but waited for the lock must still write later than the one it waited for.
+SELECT clock_timestamp();
 
 -- ---- cluster version ----------------------------------------------------------------------
 
@@ -48,51 +52,22 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15);
 -- ---- nodes (key: node_uid) ----------------------------------------------------------------
 
 -- name: current_node_hashes
-SELECT node_uid, content_hash FROM inventory.node_history
+SELECT node_uid, content_hash, first_seen_at FROM inventory.node_history
 WHERE cluster_id = $1 AND valid_to IS NULL;
 
--- name: create_node_stage
-CREATE TEMP TABLE node_stage ON COMMIT DROP AS
-SELECT node_uid, name, created_at, roles, ready, unschedulable,
-       kubelet_version, container_runtime_version, os_image, kernel_version,
-       architecture, operating_system, internal_ip, external_ip, provider_id, cloud_provider,
-       region, zone, instance_type,
-       cpu_capacity_millicores, memory_capacity_bytes, pods_capacity,
-       ephemeral_storage_capacity_bytes, gpu_capacity,
-       cpu_allocatable_millicores, memory_allocatable_bytes, pods_allocatable,
-       capacity, allocatable, labels, taints, conditions, problems, content_hash
-FROM inventory.node_history WITH NO DATA;
+-- name: has_node_history
+SELECT EXISTS (SELECT 1 FROM inventory.node_history WHERE cluster_id = $1);
+
+-- name: earlier_first_seen
+-- Nodes that come back after they disappeared keep their first_seen_at. $2: node_uids.
+SELECT node_uid, min(first_seen_at) FROM inventory.node_history
+WHERE cluster_id = $1 AND node_uid = ANY($2::text[])
+GROUP BY node_uid;
 
 -- name: close_nodes
 -- $1 cluster_id, $2 at, $3 node_uids whose current version changed or disappeared
 UPDATE inventory.node_history SET valid_to = $2
 WHERE cluster_id = $1 AND valid_to IS NULL AND node_uid = ANY($3::text[]);
-
--- name: merge_nodes
--- Insert the staged (new or changed) nodes as current versions. first_seen_at is carried over
--- from the node's earlier versions.
-INSERT INTO inventory.node_history (
-    cluster_id, node_uid, name, created_at, roles, ready, unschedulable,
-    kubelet_version, container_runtime_version, os_image, kernel_version,
-    architecture, operating_system, internal_ip, external_ip, provider_id, cloud_provider,
-    region, zone, instance_type,
-    cpu_capacity_millicores, memory_capacity_bytes, pods_capacity,
-    ephemeral_storage_capacity_bytes, gpu_capacity,
-    cpu_allocatable_millicores, memory_allocatable_bytes, pods_allocatable,
-    capacity, allocatable, labels, taints, conditions, problems, content_hash,
-    first_seen_at, valid_from)
-SELECT $1, s.node_uid, s.name, s.created_at, s.roles, s.ready, s.unschedulable,
-       s.kubelet_version, s.container_runtime_version, s.os_image, s.kernel_version,
-       s.architecture, s.operating_system, s.internal_ip, s.external_ip, s.provider_id,
-       s.cloud_provider, s.region, s.zone, s.instance_type,
-       s.cpu_capacity_millicores, s.memory_capacity_bytes, s.pods_capacity,
-       s.ephemeral_storage_capacity_bytes, s.gpu_capacity,
-       s.cpu_allocatable_millicores, s.memory_allocatable_bytes, s.pods_allocatable,
-       s.capacity, s.allocatable, s.labels, s.taints, s.conditions, s.problems, s.content_hash,
-       coalesce((SELECT min(h.first_seen_at) FROM inventory.node_history h
-                 WHERE h.cluster_id = $1 AND h.node_uid = s.node_uid), $2),
-       $2
-FROM node_stage s;
 
 -- ---- API resources (key: api_group, api_version, resource) --------------------------------
 
@@ -100,26 +75,12 @@ FROM node_stage s;
 SELECT api_group, api_version, resource, content_hash FROM inventory.api_resource_history
 WHERE cluster_id = $1 AND valid_to IS NULL;
 
--- name: create_api_resource_stage
-CREATE TEMP TABLE api_resource_stage ON COMMIT DROP AS
-SELECT api_group, api_version, resource, kind, namespaced, verbs, short_names, categories,
-       singular_name, preferred, content_hash
-FROM inventory.api_resource_history WITH NO DATA;
-
 -- name: close_api_resources
 -- $3, $4, $5: parallel arrays of the (group, version, resource) keys to close
 UPDATE inventory.api_resource_history h SET valid_to = $2
 FROM unnest($3::text[], $4::text[], $5::text[]) AS k(api_group, api_version, resource)
 WHERE h.cluster_id = $1 AND h.valid_to IS NULL
   AND h.api_group = k.api_group AND h.api_version = k.api_version AND h.resource = k.resource;
-
--- name: merge_api_resources
-INSERT INTO inventory.api_resource_history (
-    cluster_id, api_group, api_version, resource, kind, namespaced, verbs, short_names,
-    categories, singular_name, preferred, content_hash, valid_from)
-SELECT $1, s.api_group, s.api_version, s.resource, s.kind, s.namespaced, s.verbs,
-       s.short_names, s.categories, s.singular_name, s.preferred, s.content_hash, $2
-FROM api_resource_stage s;
 
 -- ---- cluster services (key: namespace, name) ----------------------------------------------
 

@@ -1,0 +1,308 @@
+"""Store benchmark: the change-only write path on a real PostgreSQL.
+
+    python benchmarks/store_bench.py                 # private embedded server (clean WAL numbers)
+    python benchmarks/store_bench.py --dsn postgresql://postgres@127.0.0.1:5432/test
+    python benchmarks/store_bench.py --nodes 20000 --repeat 5 --clusters 200 --fleet-nodes 50
+
+Measures, each repeated and reported as medians:
+- a 20,000-node cluster: first store, unchanged re-store (after a CHECKPOINT, the worst case
+  for full-page writes), and a re-store with 5% of the nodes changed: time, row versions
+  written and closed, WAL bytes (pg_current_wal_lsn() before and after);
+- a fleet of 200 clusters x 50 nodes: first store and unchanged re-store, 4 clusters at a time.
+
+WAL is server-wide: with --dsn on a shared server, other sessions' writes are counted too. By
+default the benchmark starts its own embedded PostgreSQL in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import msgspec
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from collector.records import (
+    ApiResourceRecord,
+    ClusterInventory,
+    NodeCondition,
+    NodeRecord,
+    Taint,
+    VersionRecord,
+    content_hash,
+)
+from collector.store import Store, open_store
+from collector.store.embedded import EmbeddedServer
+
+CREATED = datetime(2024, 5, 1, tzinfo=UTC)
+CONDITIONS = (
+    *(
+        NodeCondition(type=t, status="False", reason=f"Kubelet{r}", message=f"kubelet has {m}",
+                      last_transition_time=CREATED)
+        for t, r, m in (("MemoryPressure", "HasSufficientMemory", "sufficient memory"),
+                        ("DiskPressure", "HasNoDiskPressure", "no disk pressure"),
+                        ("PIDPressure", "HasSufficientPID", "sufficient PID"))
+    ),
+    NodeCondition(type="Ready", status="True", reason="KubeletReady",
+                  message="kubelet is posting ready status", last_transition_time=CREATED),
+)  # fmt: skip
+
+
+def _hashed(record: Any) -> Any:
+    return msgspec.structs.replace(record, content_hash=content_hash(record))
+
+
+def make_node(cluster: str, i: int, generation: int = 0) -> NodeRecord:
+    pool = f"pool-{i % 7}"
+    return _hashed(
+        NodeRecord(
+            node_uid=f"{cluster}-{i:06d}-0000-4000-8000-{i:012d}",
+            name=f"ip-10-{i // 65536 % 256}-{i // 256 % 256}-{i % 256}.eu-west-1.compute.internal",
+            created_at=CREATED,
+            roles=("worker",),
+            ready=True,
+            kubelet_version="v1.30.4-eks-a737599",
+            container_runtime_version="containerd://1.7.20",
+            os_image="Amazon Linux 2023.5.20240805",
+            kernel_version="6.1.102-108.177.amzn2023.x86_64",
+            architecture="amd64",
+            operating_system="linux",
+            internal_ip=f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}",
+            provider_id=f"aws:///eu-west-1{'abc'[i % 3]}/i-{i:017x}",
+            region="eu-west-1",
+            zone=f"eu-west-1{'abc'[i % 3]}",
+            instance_type="m6i.2xlarge",
+            cpu_capacity_millicores=8000,
+            memory_capacity_bytes=32_448_327_680,
+            pods_capacity=58,
+            ephemeral_storage_capacity_bytes=85_886_742_528,
+            gpu_capacity=0,
+            cpu_allocatable_millicores=7910,
+            memory_allocatable_bytes=31_482_372_096,
+            pods_allocatable=58,
+            capacity={"cpu": 8, "memory": 32_448_327_680, "pods": 58,
+                      "ephemeral-storage": 85_886_742_528, "hugepages-2Mi": 0},
+            allocatable={"cpu": 7.91, "memory": 31_482_372_096, "pods": 58,
+                         "ephemeral-storage": 77_297_068_544, "hugepages-2Mi": 0},
+            labels={
+                "beta.kubernetes.io/arch": "amd64",
+                "beta.kubernetes.io/instance-type": "m6i.2xlarge",
+                "beta.kubernetes.io/os": "linux",
+                "eks.amazonaws.com/capacityType": "ON_DEMAND",
+                "eks.amazonaws.com/nodegroup": pool,
+                "failure-domain.beta.kubernetes.io/region": "eu-west-1",
+                "failure-domain.beta.kubernetes.io/zone": f"eu-west-1{'abc'[i % 3]}",
+                "kubernetes.io/arch": "amd64",
+                "kubernetes.io/hostname": f"ip-10-{i}.eu-west-1.compute.internal",
+                "kubernetes.io/os": "linux",
+                "node.kubernetes.io/instance-type": "m6i.2xlarge",
+                "topology.kubernetes.io/region": "eu-west-1",
+                "topology.kubernetes.io/zone": f"eu-west-1{'abc'[i % 3]}",
+                "generation": str(generation),
+            },
+            taints=(Taint(key="dedicated", value=pool, effect="NoSchedule"),) if i % 5 == 0 else (),
+            conditions=CONDITIONS,
+        )
+    )  # fmt: skip
+
+
+def make_api_resources(count: int = 180) -> tuple[ApiResourceRecord, ...]:
+    return tuple(
+        _hashed(
+            ApiResourceRecord(
+                api_group="" if i < 20 else f"group{i // 6}.example.com",
+                api_version=f"v{1 + i % 2}",
+                resource=f"things{i}",
+                kind=f"Thing{i}",
+                namespaced=i % 3 != 0,
+                verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
+                preferred=i % 2 == 0,
+            )
+        )
+        for i in range(count)
+    )
+
+
+VERSION = _hashed(
+    VersionRecord(major="1", minor="30+", minor_version=30, git_version="v1.30.4-eks-a737599")
+)
+
+
+def make_inventory(cluster: str, nodes: Sequence[NodeRecord]) -> ClusterInventory:
+    return ClusterInventory(
+        cluster_id=cluster,
+        cluster_id_source="kube-system-uid",
+        server_url=f"https://{cluster}.example:443",
+        context_names=(cluster,),
+        provider="eks",
+        version=VERSION,
+        services=(),
+        nodes=tuple(nodes),
+        api_resources=make_api_resources(),
+        discovery_mode="aggregated-v2",
+    )
+
+
+async def wal_lsn(conn: Any) -> int:
+    return int(await conn.fetchval("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"))
+
+
+async def measure(store: Store, coro_factory: Any, *, checkpoint: bool = False) -> dict[str, Any]:
+    async with store.connection() as conn:
+        if checkpoint:
+            await conn.execute("CHECKPOINT")
+        before = await wal_lsn(conn)
+    started = time.perf_counter()
+    stats = await coro_factory()
+    elapsed = time.perf_counter() - started
+    async with store.connection() as conn:
+        after = await wal_lsn(conn)
+    stats_list = stats if isinstance(stats, list) else [stats]
+    return {
+        "seconds": elapsed,
+        "written": sum(s.versions_written for s in stats_list),
+        "closed": sum(s.versions_closed for s in stats_list),
+        "wal_bytes": after - before,
+    }
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = runs[0].keys()
+    out = {k: statistics.median(r[k] for r in runs) for k in keys}
+    written = out["written"]
+    out["rows_per_s"] = written / out["seconds"] if out["seconds"] else 0
+    return out
+
+
+async def bench(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
+    store = await open_store(dsn, max_size=args.concurrency + 1)
+    try:
+        await store.migrate()
+        results: dict[str, Any] = {}
+        first, unchanged, changed = [], [], []
+        for rep in range(args.repeat):
+            cluster = f"big-{rep}-{uuid.uuid4().hex[:6]}"
+            nodes = [make_node(cluster, i) for i in range(args.nodes)]
+            inv = make_inventory(cluster, nodes)
+            first.append(await measure(store, lambda inv=inv: store.store_inventory(None, inv)))
+            unchanged.append(
+                await measure(
+                    store, lambda inv=inv: store.store_inventory(None, inv), checkpoint=True
+                )
+            )
+            step = 20  # 5% of the nodes change
+            mixed = [
+                make_node(cluster, i, generation=1) if i % step == 0 else node
+                for i, node in enumerate(nodes)
+            ]
+            inv2 = make_inventory(cluster, mixed)
+            changed.append(
+                await measure(
+                    store, lambda inv2=inv2: store.store_inventory(None, inv2), checkpoint=True
+                )
+            )
+        results[f"cluster_{args.nodes}_first_store"] = median_of(first)
+        results[f"cluster_{args.nodes}_unchanged_restore"] = median_of(unchanged)
+        results[f"cluster_{args.nodes}_5pct_changed_restore"] = median_of(changed)
+
+        fleet_first, fleet_again = [], []
+        for rep in range(args.fleet_repeat):
+            invs = [
+                make_inventory(
+                    f"fleet-{rep}-{c}",
+                    [make_node(f"fleet-{rep}-{c}", i) for i in range(args.fleet_nodes)],
+                )
+                for c in range(args.clusters)
+            ]
+
+            async def store_fleet(invs: list[ClusterInventory] = invs) -> list[Any]:
+                sem = asyncio.Semaphore(args.concurrency)
+
+                async def one(inv: ClusterInventory) -> Any:
+                    async with sem:
+                        return await store.store_inventory(None, inv)
+
+                return list(await asyncio.gather(*(one(i) for i in invs)))
+
+            fleet_first.append(await measure(store, store_fleet))
+            fleet_again.append(await measure(store, store_fleet, checkpoint=True))
+        results[f"fleet_{args.clusters}x{args.fleet_nodes}_first_store"] = median_of(fleet_first)
+        results[f"fleet_{args.clusters}x{args.fleet_nodes}_unchanged_restore"] = median_of(
+            fleet_again
+        )
+        return results
+    finally:
+        await store.close()
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    if args.dsn:
+        admin = args.dsn
+        server = None
+        base = None
+    else:
+        base = Path(tempfile.mkdtemp(prefix="kinv-bench-"))
+        base.chmod(0o755)
+        server = EmbeddedServer(base / "data")
+        t0 = time.perf_counter()
+        server.ensure_running()
+        print(f"embedded PostgreSQL fresh start: {time.perf_counter() - t0:.2f} s", file=sys.stderr)
+        admin = server.dsn()
+    name = f"kinv_bench_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(admin)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    parts = urlsplit(admin)
+    dsn = urlunsplit(parts._replace(path="/" + name))
+    try:
+        return await bench(dsn, args)
+    finally:
+        conn = await asyncpg.connect(admin)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+        if server is not None:
+            server.stop()
+        if base is not None:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dsn", help="PostgreSQL to use (default: a private embedded server)")
+    parser.add_argument("--nodes", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--clusters", type=int, default=200)
+    parser.add_argument("--fleet-nodes", type=int, default=50)
+    parser.add_argument("--fleet-repeat", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args()
+    results = asyncio.run(main_async(args))
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    header = f"{'case (median)':45} {'seconds':>8} {'written':>8} {'closed':>7} {'rows/s':>9}"
+    print(f"{header} {'WAL':>12}")
+    for case, r in results.items():
+        print(
+            f"{case:45} {r['seconds']:8.3f} {r['written']:8.0f} {r['closed']:7.0f} "
+            f"{r['rows_per_s']:9.0f} {r['wal_bytes'] / 1024:8.1f} KiB"
+        )
+
+
+if __name__ == "__main__":
+    main()

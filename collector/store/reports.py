@@ -1,0 +1,106 @@
+"""Reading the analytics views for ``kubeinv report`` (queries: ``sql/queries/report.sql``).
+
+Each method returns plain dicts keyed by the column names of the view or function it reads,
+so that the JSON output of a report is exactly those columns. A cluster named by the user
+that does not exist, or a context name that reaches several clusters, is a usage error
+(:class:`ConfigError`, exit 2) whose message comes from ``inventory.resolve_cluster``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from collector.errors import ConfigError, StoreError
+from collector.store.database import Store
+from collector.store.writing import Connection
+
+Row = dict[str, Any]
+
+
+class ReportReader:
+    """The report queries, run on a :class:`Store`'s pool."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def _fetch(self, query: str, *args: Any, what: str) -> list[Row]:
+        sql = self._store._q[query]
+
+        async def run(conn: Connection) -> list[Row]:
+            try:
+                return [dict(row) for row in await conn.fetch(sql, *args)]
+            except (asyncpg.NoDataFoundError, asyncpg.CardinalityViolationError) as exc:
+                raise ConfigError(str(exc)) from exc
+            except (asyncpg.UndefinedFunctionError, asyncpg.UndefinedTableError) as exc:
+                raise StoreError(
+                    f"the database has no analytics schema yet ({exc}): run 'kubeinv migrate'"
+                ) from exc
+
+        return await self._store._with_conn(what, run)
+
+    async def now(self) -> tuple[datetime, date]:
+        """The database's idea of now and of today's UTC date (see inventory.analytics_now)."""
+        rows = await self._fetch("report_now", what="reading the time")
+        return rows[0]["now"], rows[0]["today"]
+
+    async def today(self) -> date:
+        return (await self.now())[1]
+
+    async def resolve(self, name: str) -> str:
+        """The cluster_id of a cluster named by its id or a context name."""
+        rows = await self._fetch("report_resolve_cluster", name, what=f"finding cluster {name!r}")
+        return str(rows[0]["resolve_cluster"])
+
+    async def _cluster(self, name: str | None) -> str | None:
+        return None if name is None else await self.resolve(name)
+
+    async def fleet(self, cluster: str | None = None) -> list[Row]:
+        cid = await self._cluster(cluster)
+        return await self._fetch("report_fleet", cid, what="reading inventory.cluster_current")
+
+    async def versions(self, from_day: date, to_day: date) -> list[Row]:
+        return await self._fetch(
+            "report_versions", from_day, to_day, what="reading inventory.fleet_versions_daily"
+        )
+
+    async def capacity(self, from_day: date, to_day: date, cluster: str | None = None) -> list[Row]:
+        cid = await self._cluster(cluster)
+        return await self._fetch(
+            "report_capacity", from_day, to_day, cid, what="reading inventory.capacity_daily"
+        )
+
+    async def skew(self, *, only_problems: bool, cluster: str | None = None) -> list[Row]:
+        cid = await self._cluster(cluster)
+        return await self._fetch(
+            "report_skew", cid, only_problems, what="reading inventory.node_skew_current"
+        )
+
+    async def changes(self, since: datetime, cluster: str | None = None) -> list[Row]:
+        cid = await self._cluster(cluster)
+        return await self._fetch("report_changes", since, cid, what="reading inventory.changes")
+
+    async def changes_within(self, window: timedelta, cluster: str | None = None) -> list[Row]:
+        """Changes of the last ``window`` (counted back from the database's now)."""
+        now, _ = await self.now()
+        return await self.changes(now - window, cluster)
+
+    async def api_diff(self, cluster_a: str, cluster_b: str) -> list[Row]:
+        return await self._fetch(
+            "report_api_diff",
+            cluster_a,
+            cluster_b,
+            what="reading inventory.api_resource_diff",
+        )
+
+    async def eol(self, cluster: str | None = None) -> list[Row]:
+        cid = await self._cluster(cluster)
+        return await self._fetch("report_eol", cid, what="reading inventory.cluster_support")
+
+    async def removals(self, cluster: str | None = None) -> list[Row]:
+        cid = await self._cluster(cluster)
+        return await self._fetch(
+            "report_removals", cid, what="reading inventory.api_removal_readiness"
+        )

@@ -8,8 +8,6 @@ this demo's clusters.
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import sys
 import tempfile
 import time
@@ -138,7 +136,6 @@ async def demo_command(
                 cluster_ids = sorted(
                     {o.cluster_id for o in first.outcomes if o.cluster_id is not None}
                 )
-                since = first.result.started_at
 
                 out.step("2. The fleet changes")
                 upgraded = fleet.cluster(UPGRADED)
@@ -152,11 +149,8 @@ async def demo_command(
                 fleet.cluster("staging").cordon(cordoned)
                 out.line(f"- staging: node {cordoned} cordoned")
 
-                await _collect(out, demo, store, "3. Second collection")
-            await _print_inventory(out, store, cluster_ids, since)
-            await _print_reports(
-                out, store=store, cluster_ids=cluster_ids, since=since, chart=chart
-            )
+                second = await _collect(out, demo, store, "3. Second collection")
+            await _print_inventory(out, store, cluster_ids, second.result.started_at, chart)
     finally:
         await store.close()
     out.line(
@@ -167,37 +161,28 @@ async def demo_command(
 
 
 async def _print_inventory(
-    out: _Out, store: Store, cluster_ids: Sequence[str], since: datetime
+    out: _Out, store: Store, cluster_ids: Sequence[str], second_run: datetime, chart: str | None
 ) -> None:
+    """The fleet, its version history, what changed, skew and support: this demo's clusters."""
+    from collector import report  # noqa: PLC0415 (imports the chart renderer)
+
     ids = set(cluster_ids)
-    out.step("4. Fleet summary (inventory.cluster_current)")
-    clusters = [
-        r
-        for r in await store.fetch_view("cluster_current", order_by=["minor_version"])
-        if r["cluster_id"] in ids
-    ]
-    print_table(
-        None,
-        ["contexts", "version", "provider", "nodes", "ready", "cpu", "memory", "last status"],
-        [
-            (
-                ", ".join(r["context_names"] or []),
-                r["git_version"],
-                r["provider"],
-                r["node_count"],
-                r["ready_node_count"],
-                ""
-                if r["cpu_capacity_millicores"] is None
-                else f"{r['cpu_capacity_millicores'] / 1000:g}",
-                _fmt_bytes(r["memory_capacity_bytes"]),
-                r["last_status"],
-            )
-            for r in clusters
-        ],
-        stream=out.stream,
-        status_column="last status",
-    )
-    names = {r["cluster_id"]: ", ".join(r["context_names"] or []) for r in clusters}
+
+    async def show(title: str, name: str, **options: Any) -> list[dict[str, Any]]:
+        out.step(title)
+        rows = [
+            r
+            for r in await report.fetch_report(store, name, **options)
+            if r.get("cluster_id") in ids
+        ]
+        report.render(rows, name, output="table", out=out.stream)
+        return rows
+
+    fleet_rows = await show("4. Fleet summary (kubeinv report fleet)", "fleet")
+    names = {
+        r["cluster_id"]: ", ".join(r.get("context_names") or []) or r["cluster_id"]
+        for r in fleet_rows
+    }
 
     out.step("5. Version history (inventory.cluster_version_history)")
     history = [
@@ -223,61 +208,14 @@ async def _print_inventory(
         stream=out.stream,
     )
 
-    out.step("6. Changes between the runs (inventory.changes)")
-    changes = [
-        r
-        for r in await store.fetch_view("changes", since, order_by=["at", "kind", "subject"])
-        if r["cluster_id"] in ids and r["kind"] != "cluster-added"
-    ]
-    print_table(
-        None,
-        ["cluster", "kind", "subject", "detail"],
-        [
-            (
-                names.get(r["cluster_id"], r["cluster_id"]),
-                r["kind"],
-                r["subject"],
-                _detail(r["detail"]),
-            )
-            for r in changes
-        ],
-        stream=out.stream,
+    await show(
+        "6. Changes between the runs (kubeinv report changes)",
+        "changes",
+        since=second_run.isoformat(),
     )
-
-
-def _detail(detail: Any) -> str:
-    if not isinstance(detail, dict):
-        return "" if detail is None else str(detail)
-    parts = []
-    for key, value in detail.items():
-        if isinstance(value, dict) and set(value) == {"old", "new"}:
-            parts.append(f"{key}: {value['old']} -> {value['new']}")
-        else:
-            parts.append(f"{key}: {value}")
-    text = "; ".join(parts)
-    return text if len(text) <= 100 else text[:97] + "..."
-
-
-async def _print_reports(
-    out: _Out,
-    *,
-    store: Store,
-    cluster_ids: Sequence[str],
-    since: datetime,
-    chart: str | None,
-) -> None:
-    if importlib.util.find_spec("collector.report") is None:
-        return
-    report = importlib.import_module("collector.report")
-    demo_reports = getattr(report, "demo_reports", None)
-    if demo_reports is None:
-        return
-    with contextlib.suppress(NotImplementedError):
-        await demo_reports(
-            store,
-            cluster_ids=list(cluster_ids),
-            since=since,
-            chart=Path(chart) if chart else None,
-            stream=out.stream,
-            step=out.step,
-        )
+    await show("7. Version skew: kubelets out of policy (kubeinv report skew)", "skew")
+    await show("8. Support status (kubeinv report eol)", "eol")
+    if chart:
+        path = await report.write_html(store, "versions", chart)
+        out.step("9. Chart")
+        out.line(f"wrote {path.resolve()}: clusters and nodes per minor version over time")

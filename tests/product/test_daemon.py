@@ -74,9 +74,9 @@ async def _runs(port: int, status: str) -> float:
 
 
 async def _wait_for(
-    what: str, check: Callable[[], object], timeout: float, proc: asyncio.subprocess.Process
+    what: str, check: Callable[[], object], within: float, proc: asyncio.subprocess.Process
 ) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if proc.returncode is not None:
             raise AssertionError(f"the daemon exited ({proc.returncode}) while waiting: {what}")
@@ -93,11 +93,19 @@ async def _wait_for(
 async def _daemon(
     *args: str, env: dict[str, str]
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, Path]]:
-    log_path = Path(tempfile.mkstemp(prefix="kinv-daemon-", suffix=".log")[1])
-    with log_path.open("wb") as log_file:
+    fd, name = tempfile.mkstemp(prefix="kinv-daemon-", suffix=".log")
+    log_path = Path(name)
+    with os.fdopen(fd, "wb") as log_file:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "collector", "run", *args,
-            env=env, cwd=str(REPO), stdout=log_file, stderr=log_file,
+            sys.executable,
+            "-m",
+            "collector",
+            "run",
+            *args,
+            env=env,
+            cwd=str(REPO),
+            stdout=log_file,
+            stderr=log_file,
         )
         try:
             yield proc, log_path
@@ -107,7 +115,7 @@ async def _daemon(
                 await proc.wait()
             if os.environ.get("KUBEINV_KEEP_LOGS") is None:
                 with contextlib.suppress(OSError):
-                    log_path.unlink()
+                    os.unlink(name)
 
 
 async def test_daemon_runs_serves_metrics_survives_a_postgres_restart_and_stops_on_sigterm(
@@ -119,8 +127,9 @@ async def test_daemon_runs_serves_metrics_survives_a_postgres_restart_and_stops_
         FleetSpec(
             clusters=[
                 ClusterSpec(name="alpha", version="v1.30.6", flavour="eks", nodes=3),
-                ClusterSpec(name="beta", version="v1.29.10", flavour="gke", nodes=2,
-                            users=("token",)),
+                ClusterSpec(
+                    name="beta", version="v1.29.10", flavour="gke", nodes=2, users=("token",)
+                ),
                 ClusterSpec(name="gamma", version="v1.31.2", nodes=2, server="closed-port"),
             ]
         )
@@ -129,14 +138,22 @@ async def test_daemon_runs_serves_metrics_survives_a_postgres_restart_and_stops_
     port = _free_port()
     env = clean_env(tmp_path)
     args = (
-        "--kubeconfig", str(fleet.kubeconfig),
-        "--database-url", dsn,
-        "--interval", "2s",
-        "--metrics-port", str(port),
-        "--log-format", "json",
-        "--timeout", "3",
-        "--cluster-timeout", "10",
-        "--shutdown-grace", "10",
+        "--kubeconfig",
+        str(fleet.kubeconfig),
+        "--database-url",
+        dsn,
+        "--interval",
+        "2s",
+        "--metrics-port",
+        str(port),
+        "--log-format",
+        "json",
+        "--timeout",
+        "3",
+        "--cluster-timeout",
+        "10",
+        "--shutdown-grace",
+        "10",
     )
     async with _daemon(*args, env=env) as (proc, log_path):
         # Runs happen; a cluster that is down makes each run partial, not the daemon fail.
@@ -147,12 +164,9 @@ async def test_daemon_runs_serves_metrics_survives_a_postgres_restart_and_stops_
         gamma = ("context", "gamma"), ("kubeconfig", str(fleet.kubeconfig))
         assert samples[("kubeinv_target_up", gamma)] == 0.0
         assert samples[("kubeinv_nodes_collected_total", ())] >= 10
+        assert any(name == "kubeinv_cluster_last_success_timestamp_seconds" for name, _ in samples)
         assert any(
-            name == "kubeinv_cluster_last_success_timestamp_seconds" for name, _ in samples
-        )
-        assert any(
-            name == "kubeinv_target_collections_total"
-            and ("error_class", "Unreachable") in labels
+            name == "kubeinv_target_collections_total" and ("error_class", "Unreachable") in labels
             for name, labels in samples
         )
 
@@ -181,7 +195,8 @@ async def test_daemon_runs_serves_metrics_survives_a_postgres_restart_and_stops_
     lines = [json.loads(line) for line in log_text.splitlines() if line.startswith("{")]
     assert lines, log_text[-2000:]
     db_errors = [
-        line for line in lines
+        line
+        for line in lines
         if line["level"] == "error" and "database cannot be used" in line["message"]
     ]
     assert db_errors, log_text[-3000:]

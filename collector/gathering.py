@@ -42,7 +42,7 @@ from collector.errors import (
     ClusterTimeoutError,
     redact,
 )
-from collector.kube.clients import CredentialFiles, open_client
+from collector.kube.clients import CredentialFiles, load_library, open_client
 from collector.kube.discovering import Discovery, discover_api_resources
 from collector.kube.fetching import Identity, fetch_cluster_services, identify
 from collector.kube.listing import NodeListing, list_nodes_paged
@@ -152,6 +152,7 @@ async def gather(
     """
     options = options or GatherOptions()
     started = _now()
+    load_library()  # before any deadline starts
     with CredentialFiles() as credential_files:
         run = _Run(
             options=options,
@@ -199,6 +200,7 @@ async def check_targets(
         return False
 
     options = options or GatherOptions()
+    load_library()  # before any deadline starts
     with CredentialFiles() as credential_files:
         run = _Run(
             options=options,

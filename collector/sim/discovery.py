@@ -222,7 +222,15 @@ def _within(rng: tuple[int | None, int | None] | None, minor: int) -> bool:
 
 
 def builtin_groups(minor: int, *, alpha: bool = False) -> list[ApiGroup]:
-    """The built-in groups a default kube-apiserver of this minor serves."""
+    """The built-in groups a default kube-apiserver of this minor serves.
+
+    The groups are shared between clusters of the same minor: treat them as read-only.
+    """
+    return list(_builtin_groups(minor, alpha))
+
+
+@cache
+def _builtin_groups(minor: int, alpha: bool) -> tuple[ApiGroup, ...]:
     groups, hashes = _snapshot()
     result: list[ApiGroup] = []
     for g in groups:
@@ -274,7 +282,7 @@ def builtin_groups(minor: int, *, alpha: bool = False) -> list[ApiGroup]:
         if versions:
             versions.sort(key=lambda v: _version_priority(v.version), reverse=True)
             result.append(ApiGroup(g.name, versions))
-    return result
+    return tuple(result)
 
 
 def _version_priority(version: str) -> tuple[int, int, int]:

@@ -398,12 +398,12 @@ class Fleet:
         if everything["contexts"]:
             everything["current-context"] = everything["contexts"][0]["name"]
         _write_exec_plugin(self.dir)
-        _write(self.kubeconfig, yaml.safe_dump(everything, sort_keys=False).encode(), private=True)
+        _write(self.kubeconfig, _dump_yaml(everything).encode(), private=True)
         for path, doc in per_file:
             path.parent.mkdir(parents=True, exist_ok=True)
             if path.parent != self.dir:
                 _write_exec_plugin(path.parent)
-            _write(path, yaml.safe_dump(doc, sort_keys=False).encode(), private=True)
+            _write(path, _dump_yaml(doc).encode(), private=True)
         self.kubeconfig_paths = [p for p, _ in per_file] if per_file else [self.kubeconfig]
 
     def _user(
@@ -444,6 +444,11 @@ class Fleet:
                 }
             }
         raise ValueError(kind)
+
+
+def _dump_yaml(doc: Json) -> str:
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: 20x faster on big fleets
+    return yaml.dump(doc, Dumper=dumper, sort_keys=False)
 
 
 def _empty_config() -> Json:

@@ -16,9 +16,10 @@ is thin: :func:`load_targets` only finds files, ``yaml.safe_load``\\ s them and 
 Relative paths (``certificate-authority``, ``client-certificate``, ``client-key``,
 ``tokenFile``, an exec ``command`` containing a ``/``) are made absolute against the directory
 of the file that defined the entry, as kubectl resolves them. A token file is read and inlined
-with its trailing newline stripped, as kubectl does (kubernetes-asyncio 36.x would send the
-newline). A context whose cluster or user is missing is a target with ``problem`` set: it is
-never collected, never falls back to ``localhost:8080`` and never prompts for a password.
+with surrounding whitespace (its trailing newline) stripped, as kubectl does (kubernetes-asyncio
+36.x would send the newline). A context whose cluster or user is missing is a target with
+``problem`` set: it is never collected, never falls back to ``localhost:8080`` and never prompts
+for a password.
 """
 
 from __future__ import annotations
@@ -269,7 +270,8 @@ def _build_target(
         token_file = user.get("tokenFile")
         if isinstance(token_file, str) and token_file and not user.get("token"):
             try:
-                token = read_file(token_file).decode("utf-8", "replace").rstrip("\r\n")
+                # client-go trims surrounding whitespace (strings.TrimSpace) from token files.
+                token = read_file(token_file).decode("utf-8", "replace").strip()
             except OSError as exc:
                 problems.append(f"tokenFile {token_file}: {exc.strerror or exc}")
             else:

@@ -188,7 +188,7 @@ def test_relative_paths_resolve_against_the_kubeconfig_directory(tmp_path: Path)
     (base / "pki").mkdir(parents=True)
     (base / "pki" / "ca.crt").write_bytes(b"CA-BYTES")
     (base / "pki" / "client.key").write_text("-----BEGIN PRIVATE KEY-----\nsecretkey\n")
-    (base / "token").write_text("s3cr3t-token\n")
+    (base / "token").write_text("s3cr3t-token\r\n\n")
     doc = kubeconfig(
         contexts={"cert": ("c", "cert"), "exec": ("c", "exec"), "tf": ("c", "tf")},
         clusters={"c": {"server": "https://10.0.0.1", "certificate-authority": "pki/ca.crt"}},

@@ -1,0 +1,191 @@
+"""`kubeinv collect` and `kubeinv demo` end to end: real subprocesses, simulator, PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from collector.sim import ClusterSpec, FleetSpec
+from collector.store.embedded import EmbeddedServer
+
+from .conftest import REPO, clean_env
+
+SECRET_TOKEN_FRAGMENT_LEN = 12
+
+
+async def _run(
+    *args: str, env: dict[str, str], within: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """The CLI in a subprocess, without blocking the loop that serves the simulator."""
+    import asyncio  # noqa: PLC0415
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "collector",
+        *args,
+        env=env,
+        cwd=str(REPO),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), within)
+    assert proc.returncode is not None
+    return subprocess.CompletedProcess(list(args), proc.returncode, out.decode(), err.decode())
+
+
+def _secrets_of(kubeconfig: Path) -> list[str]:
+    import yaml  # noqa: PLC0415
+
+    doc = yaml.safe_load(kubeconfig.read_text())
+    found = []
+    for user in doc.get("users", []):
+        u = user.get("user") or {}
+        for key in ("token", "client-key-data", "password"):
+            if u.get(key):
+                found.append(str(u[key]))
+    return found
+
+
+async def test_dry_run_json_needs_no_database_and_exit_codes(
+    sim_fleet: Callable[..., object], tmp_path: Path
+) -> None:
+    fleet = await sim_fleet(  # type: ignore[misc]
+        FleetSpec(
+            clusters=[
+                ClusterSpec(name="one", version="v1.30.6", nodes=2, users=("token",)),
+                ClusterSpec(name="two", version="v1.31.2", flavour="eks", nodes=3),
+            ]
+        )
+    )
+    # An unreachable database: a dry run must not try it.
+    env = clean_env(tmp_path, {"KUBEINV_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"})
+    result = await _run(
+        "collect",
+        "--dry-run",
+        "--output",
+        "json",
+        "--kubeconfig",
+        str(fleet.kubeconfig),
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["status"] == "ok"
+    assert sorted(o["context_name"] for o in doc["outcomes"]) == ["one", "two"]
+    by_nodes = sorted(len(inv["nodes"]) for inv in doc["inventories"])
+    assert by_nodes == [2, 3]
+    versions = sorted(inv["version"]["git_version"] for inv in doc["inventories"])
+    assert versions[0].startswith("v1.30.6")
+    assert all(inv["api_resources"] for inv in doc["inventories"])
+    for secret in _secrets_of(fleet.kubeconfig):
+        assert secret not in result.stdout + result.stderr
+
+    # One cluster refusing nodes: exit 1, table summary names the partial target.
+    fleet.cluster("two").faults.fail("/api/v1/nodes", 403)
+    result = await _run("collect", "--dry-run", "--kubeconfig", str(fleet.kubeconfig), env=env)
+    assert result.returncode == 1, result.stderr
+    assert "dry run (nothing stored)" in result.stdout
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("two "))
+    assert "partial" in line and "Forbidden" in line
+
+
+async def test_collect_stores_and_reports_exit_1_when_a_cluster_is_down(
+    sim_fleet: Callable[..., object], pg_dsn: str, tmp_path: Path
+) -> None:
+    fleet = await sim_fleet(  # type: ignore[misc]
+        FleetSpec(
+            clusters=[
+                ClusterSpec(name="up", version="v1.29.10", flavour="k3s", nodes=2),
+                ClusterSpec(name="down", server="closed-port"),
+            ]
+        )
+    )
+    env = clean_env(tmp_path, {"KUBEINV_DATABASE_URL": pg_dsn})
+    result = await _run(
+        "collect", "--kubeconfig", str(fleet.kubeconfig), "--log-format", "json", env=env
+    )
+    assert result.returncode == 1, result.stderr
+    assert "run 1: 1/2 targets ok" in result.stdout
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT context_name, status, error_class FROM inventory.cluster_collection "
+            "ORDER BY context_name"
+        )
+        assert [(r["context_name"], r["status"], r["error_class"]) for r in rows] == [
+            ("down", "failed", "Unreachable"),
+            ("up", "ok", None),
+        ]
+        assert await conn.fetchval("SELECT node_count FROM inventory.cluster_current") == 2
+        assert await conn.fetchval("SELECT status FROM inventory.collection_run") == "partial"
+    finally:
+        await conn.close()
+    logged = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert any(line.get("context") == "down" for line in logged)
+
+
+@pytest.fixture
+def demo_data_dir() -> Iterator[Path]:
+    base = Path(tempfile.mkdtemp(prefix="kinv-demo-"))
+    base.chmod(0o755)
+    try:
+        yield base / "data"
+    finally:
+        EmbeddedServer(base / "data").stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_demo_runs_on_the_embedded_database(demo_data_dir: Path, tmp_path: Path) -> None:
+    """The README's demo: no database configured, exit 0, every section printed."""
+    env = clean_env(tmp_path, {"KUBEINV_DATA_DIR": str(demo_data_dir)})
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "collector", "demo"],
+        env=env,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    for section in (
+        "1. First collection",
+        "2. The fleet changes",
+        "3. Second collection",
+        "4. Fleet summary",
+        "5. Version history",
+        "6. Changes between the runs",
+        "7. Version skew",
+        "8. Support status",
+    ):
+        assert section in out, section
+    assert "run 1: 7/8 targets ok, 6 clusters" in out
+    assert "ok (dedup)" in out
+    assert "dr-site" in out and "Unreachable" in out
+    history = out.split("5. Version history")[1].split("== 6.")[0]
+    prod_us = [ln for ln in history.splitlines() if ln.startswith("prod-us")]
+    assert len(prod_us) == 2  # the upgrade closed one version and opened another
+    assert "v1.30.6" in prod_us[0] and "(current)" not in prod_us[0]
+    assert "v1.31.2" in prod_us[1] and "(current)" in prod_us[1]
+    changes = out.split("6. Changes between the runs")[1].split("== 7.")[0]
+    assert "node-removed" in changes and "version" in changes
+    assert "embedded PostgreSQL" in out
+    chart = workdir / "kubeinv-versions.html"
+    assert (chart.is_file() and "<svg" in chart.read_text()) or "<canvas" in chart.read_text()
+    assert (demo_data_dir / "pgdata" / "PG_VERSION").is_file()
+    if os.geteuid() == 0:
+        assert (demo_data_dir / "pgdata").stat().st_uid != 0  # the server ran as 'nobody'

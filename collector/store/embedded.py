@@ -6,7 +6,7 @@ Layout of the data directory (``KUBEINV_DATA_DIR``; by default ``$XDG_DATA_HOME/
     pgdata/      the cluster (PGDATA), mode 0700, owned by the server's user
     run/         the unix socket ``.s.PGSQL.5432``, mode 0700 (no TCP port is opened)
     log/         postgres.log
-    pginstall/   a copy of the bundled binaries, only when the server's user cannot read them
+    pgcopy/      a copy of the bundled binaries, only when the server's user cannot read them
     start.lock   serializes concurrent starts
 
 The server is left running and reused by later invocations (found through
@@ -145,6 +145,7 @@ class EmbeddedServer:
         *,
         run_as: str = DEFAULT_RUN_AS,
         start_timeout: float = 120.0,
+        bindirs: list[Path] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir if data_dir is not None else default_data_dir()).absolute()
         self.pgdata = self.data_dir / "pgdata"
@@ -153,6 +154,7 @@ class EmbeddedServer:
         self.log_file = self.log_dir / "postgres.log"
         self.start_timeout = start_timeout
         self._run_as = run_as
+        self._bindirs = bindirs  # None: search (system binaries first, then pgserver's)
         self.user = self._server_user()
         self.bindir: Path | None = None
         self.started_now = False  # this object started the server (rather than reusing it)
@@ -272,7 +274,7 @@ class EmbeddedServer:
             os.close(fd)
 
     def _usable_bindir(self) -> Path:
-        bindirs = _find_bindirs()
+        bindirs = _find_bindirs() if self._bindirs is None else self._bindirs
         if not bindirs:
             raise EmbeddedServerError(
                 "no PostgreSQL server binaries found (initdb, pg_ctl, postgres): install "
@@ -285,23 +287,30 @@ class EmbeddedServer:
         return self._copy_install(bindirs[0])
 
     def _copy_install(self, bindir: Path) -> Path:
-        """Copy an installation the server's user cannot read under kubeinv's directory."""
+        """Copy an installation the server's user cannot read under kubeinv's directory.
+
+        The pgserver wheel's binaries find their shared libraries through the RPATH
+        ``$ORIGIN/../../../pgserver.libs`` (auditwheel), so the copy keeps that layout:
+        ``pgcopy/pkg/pginstall`` and ``pgcopy/*.libs``.
+        """
         source = bindir.parent
-        target = self.data_dir / "pginstall"
-        marker = target / ".complete"
+        root = self.data_dir / "pgcopy"
+        target = root / "pkg" / source.name
+        marker = root / ".complete"
         if not marker.exists():
             log.info("copying PostgreSQL binaries from %s to %s", source, target)
-            shutil.rmtree(target, ignore_errors=True)
+            shutil.rmtree(root, ignore_errors=True)
             try:
+                target.parent.mkdir(parents=True)
                 shutil.copytree(source, target, symlinks=True)
-                for dirpath, dirnames, filenames in os.walk(target):
+                for libs in source.parent.parent.glob("*.libs"):
+                    shutil.copytree(libs, root / libs.name, symlinks=True)
+                for dirpath, _dirnames, filenames in os.walk(root):
                     Path(dirpath).chmod(0o755)
                     for name in filenames:
                         file = Path(dirpath) / name
                         if not file.is_symlink():
                             file.chmod(file.stat().st_mode | stat.S_IROTH | stat.S_IRGRP)
-                    del dirnames  # walked anyway
-                target.chmod(0o755)
                 marker.touch()
             except OSError as exc:
                 raise EmbeddedServerError(

@@ -64,6 +64,16 @@ def cluster_scope(context: str, kubeconfig: str | None = None) -> Iterator[None]
         _kubeconfig.reset(token_file)
 
 
+def set_log_context(context: str, kubeconfig: str | None = None) -> None:
+    """From now on in this task (and tasks it starts), log lines carry this context name.
+
+    For code that runs one task per cluster: a task owns a copy of the context variables, so
+    setting them at the start of the task scopes them to that task.
+    """
+    _context.set(context)
+    _kubeconfig.set(kubeconfig)
+
+
 class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "context", None) is None:

@@ -29,7 +29,12 @@ from collector.errors import (
     NoTargetsError,
     StoreError,
 )
-from collector.logging_setup import cluster_scope, get_logger, register_secrets
+from collector.logging_setup import (
+    cluster_scope,
+    get_logger,
+    register_secrets,
+    set_log_context,
+)
 from collector.records import ClusterInventory, CollectionResult, TargetOutcome
 from collector.settings import Settings
 
@@ -81,13 +86,15 @@ def load_run_targets(settings: Settings, *, announce: bool = True) -> LoadedTarg
         log.error(outcome.error_message, extra={"kubeconfig": outcome.kubeconfig_path})
     for target in targets:
         register_secrets(target.secrets)
+        scope = {"context": target.context_name, "kubeconfig": target.kubeconfig_path}
         if target.problem and announce:
+            log.warning("broken context: %s", target.problem, extra=scope)
+        elif target.insecure_skip_tls_verify and announce:
             log.warning(
-                "broken context: %s",
-                target.problem,
-                extra={"context": target.context_name, "kubeconfig": target.kubeconfig_path},
+                "insecure-skip-tls-verify is set: the API server's certificate is not verified",
+                extra=scope,
             )
-    if not targets and not file_outcomes:
+    if not targets:
         where = (
             ", ".join(settings.kubeconfigs)
             if settings.kubeconfigs
@@ -98,7 +105,10 @@ def load_run_targets(settings: Settings, *, announce: bool = True) -> LoadedTarg
         filters = [f"--context {g}" for g in settings.contexts]
         filters += [f"--exclude-context {g}" for g in settings.exclude_contexts]
         matching = f" matches {' '.join(filters)}" if filters else " found"
-        raise NoTargetsError(f"no target: no context{matching} in {where}")
+        # Only unusable files (missing, malformed, without contexts): nothing can be collected,
+        # which is a configuration error (exit 2), not a run with failed targets.
+        unusable = "".join(f"; {o.error_message}" for o in file_outcomes)
+        raise NoTargetsError(f"no target: no context{matching} in {where}{unusable}")
     return LoadedTargets(targets, file_outcomes)
 
 
@@ -203,11 +213,19 @@ async def collect_once(
                 stats = await store.store_inventory(current_run, inventory)
             versions_written += int(getattr(stats, "versions_written", 0))
 
+    def scoped_progress(event: Any) -> None:
+        # gather() reports "started" from inside the target's own task: from there on, every
+        # line logged by that task (clients, paging, retries) names the target's context.
+        if getattr(event, "kind", None) == "started":
+            set_log_context(event.target.context_name, event.target.kubeconfig_path)
+        if progress is not None:
+            progress(event)
+
     try:
         result = await gather(
             loaded.targets,
             gather_options(settings),
-            progress,
+            scoped_progress,
             claim=claim,
             on_inventory=on_inventory,
         )

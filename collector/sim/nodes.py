@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import random
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -153,23 +153,48 @@ _REGIONS: dict[str, list[tuple[str, list[str]]]] = {
 }
 
 
-@dataclass
 class SimNode:
-    """One node: its object, and its JSON (list-item form) with heartbeat placeholders."""
+    """One node, kept as its JSON (list-item form, heartbeat placeholders) to stay small.
 
-    name: str
-    obj: Json
-    body: bytes = b""
-    table_cells: list[str] = field(default_factory=list)
-    created: dt.datetime = _EPOCH
+    `obj` decodes the JSON for a mutation and keeps the dict until `render()` encodes it again
+    and drops it, so a 20,000-node cluster holds bytes, not 20,000 trees of dicts.
+    """
+
+    __slots__ = ("_obj", "body", "created", "name")
+
+    def __init__(self, name: str, obj: Json, *, created: dt.datetime = _EPOCH) -> None:
+        self.name = name
+        self.created = created
+        self._obj: Json | None = obj
+        self.body = b""
+
+    @property
+    def obj(self) -> Json:
+        """The node object for changing it; call render() afterwards."""
+        if self._obj is None:
+            self._obj = msgspec.json.decode(self.body)
+        return self._obj
+
+    def decoded(self) -> Json:
+        """A fresh copy of the node object (heartbeats still placeholders), for reading."""
+        result: Json = msgspec.json.decode(self.body)
+        return result
 
     def render(self) -> None:
-        self.body = _encode(self.obj)
-        self.table_cells = table_cells(self.obj)
+        obj = self.obj
+        self.body = _encode(obj)
+        self._obj = None
 
     @property
     def labels(self) -> dict[str, str]:
+        """The labels, for changing them; call render() afterwards."""
         labels: dict[str, str] = self.obj["metadata"].setdefault("labels", {})
+        return labels
+
+    def current_labels(self) -> dict[str, str]:
+        if self._obj is not None:
+            return dict(self._obj["metadata"].get("labels", {}))
+        labels: dict[str, str] = self.decoded()["metadata"].get("labels", {})
         return labels
 
 

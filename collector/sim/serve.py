@@ -110,7 +110,9 @@ async def serve_main(args: argparse.Namespace) -> int:
                     for x in fleet.contexts
                 ],
             }
-            ready.write_text(json.dumps(summary, indent=2) + "\n")
+            partial = ready.with_name("ready.tmp")  # readers never see a half-written file
+            partial.write_text(json.dumps(summary, indent=2) + "\n")
+            partial.replace(ready)
             print(
                 f"serving {len(fleet.clusters)} simulated clusters "
                 f"(started in {time.perf_counter() - started:.2f}s)\n"

@@ -392,10 +392,10 @@ class ApiServer:
             return _status(400, "BadRequest", f"invalid limit: {query.get('limit')!r}")
         selector = query.get("labelSelector")
         field_selector = query.get("fieldSelector", "")
+        filtered = bool(selector or field_selector)
         try:
             snap, begin, end, token = cluster.page(
-                limit=0 if selector or field_selector else limit,
-                continue_token=query.get("continue"),
+                limit=0 if filtered else limit, continue_token=query.get("continue")
             )
         except ContinueError as exc:
             if exc.reason == "expired":
@@ -410,34 +410,37 @@ class ApiServer:
                     ),
                 )
             return _status(400, "BadRequest", str(exc))
-        names, bodies = snap.names[begin:end], snap.bodies[begin:end]
-        if selector or field_selector:
+        bodies = snap.bodies[begin:end]
+        remaining: int | None = len(snap.names) - end if token else None
+        if filtered:
+            # Selectors are applied while paging, as the storage layer does: a page holds up to
+            # `limit` matches and the token continues after the last object examined.
             reqs = parse_label_selector(selector or "")
             wanted_name = _field_name(field_selector)
-            picked = [
-                (n, b)
-                for n, b in zip(names, bodies, strict=True)
-                if (wanted_name is None or n == wanted_name)
-                and selector_matches(
-                    reqs, cluster.node(n).labels if n in cluster.node_names else {}
-                )
-            ]
-            if limit > 0 and len(picked) > limit:
-                picked = picked[:limit]  # selectors with limits: the simulator serves one page
-            names = [n for n, _ in picked]
-            bodies = [b for _, b in picked]
-            token = None
+            bodies, index = [], begin
+            while index < len(snap.names) and not (0 < limit <= len(bodies)):
+                name, body = snap.names[index], snap.bodies[index]
+                index += 1
+                if wanted_name is not None and name != wanted_name:
+                    continue
+                labels = msgspec.json.decode(body)["metadata"].get("labels", {}) if reqs else {}
+                if selector_matches(reqs, labels):
+                    bodies.append(body)
+            more = index < len(snap.names)
+            token = (
+                encode_continue(snap.resource_version, snap.names[index - 1] + "\x00")
+                if more
+                else None
+            )
+            remaining = None
         rv = str(snap.resource_version)
-        remaining = len(snap.names) - end if token else None
         if _wants_table(request):
             rows = []
-            for n in names:
-                node = cluster.node(n) if n in cluster.node_names else None
-                if node is None:
-                    continue
-                cells = list(node.table_cells)
-                cells[3] = _age(node.obj["metadata"]["creationTimestamp"])
-                rows.append((cells, node.obj))
+            for body in bodies:
+                obj = msgspec.json.decode(body)
+                cells = nodes.table_cells(obj)
+                cells[3] = _age(obj["metadata"]["creationTimestamp"])
+                rows.append((cells, obj))
             return self._table(
                 request,
                 columns=nodes.NODE_COLUMNS,
@@ -448,12 +451,9 @@ class ApiServer:
             )
         meta = b'{"resourceVersion":"' + rv.encode() + b'"'
         if token:
-            meta += (
-                b',"continue":"'
-                + token.encode()
-                + b'","remainingItemCount":'
-                + str(remaining).encode()
-            )
+            meta += b',"continue":"' + token.encode() + b'"'
+        if remaining is not None:
+            meta += b',"remainingItemCount":' + str(remaining).encode()
         meta += b"}"
         body = b"".join(
             (
@@ -480,6 +480,7 @@ class ApiServer:
         meta: Json = {"resourceVersion": rv}
         if token:
             meta["continue"] = token
+        if remaining is not None:
             meta["remainingItemCount"] = remaining
         out_rows = []
         hb = self.cluster.heartbeat().decode()

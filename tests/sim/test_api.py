@@ -341,3 +341,25 @@ async def test_request_log_records_methods_without_secrets(sim_fleet: FleetFacto
     for record in cluster.request_log:
         assert "Authorization" not in record.headers
         assert token not in repr(record)
+
+
+async def test_label_selector_pages_without_losing_nodes(sim_fleet: FleetFactory) -> None:
+    fleet = await sim_fleet(clusters=[ClusterSpec(nodes=9)])
+    cluster = fleet.clusters[0]
+    for name in cluster.node_names[::2]:
+        cluster.set_labels(name, {"pick": "yes"})
+    wanted = cluster.node_names[::2]
+    seen: list[str] = []
+    query = "labelSelector=pick%3Dyes&limit=2"
+    doc = (await get(fleet, cluster, f"/api/v1/nodes?{query}")).json()
+    while True:
+        seen += [n["metadata"]["name"] for n in doc["items"]]
+        token = doc["metadata"].get("continue")
+        if not token:
+            break
+        doc = (await get(fleet, cluster, f"/api/v1/nodes?{query}&continue={token}")).json()
+    assert seen == wanted
+    one = (
+        await get(fleet, cluster, f"/api/v1/nodes?fieldSelector=metadata.name%3D{wanted[1]}")
+    ).json()
+    assert [n["metadata"]["name"] for n in one["items"]] == [wanted[1]]

@@ -125,11 +125,28 @@ class JsonFormatter(logging.Formatter):
         return redact(_encoder.encode(doc).decode(), known_secrets())
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time (rich's live display redirects it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
 def setup_logging(
     *, fmt: str = "text", level: str = "info", stream: TextIO | None = None
 ) -> logging.Handler:
     """Install the one handler of the ``kubeinv`` and ``collector`` loggers (idempotent)."""
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler: logging.StreamHandler[TextIO] = (
+        logging.StreamHandler(stream) if stream is not None else _StderrHandler()
+    )
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(_ContextFilter())
     numeric = getattr(logging, level.upper(), logging.INFO)

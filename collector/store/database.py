@@ -9,6 +9,7 @@ retried finds nothing left to change.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import re
@@ -29,7 +30,13 @@ from collector.records import ClusterInventory, TargetOutcome
 from collector.store.embedded import EmbeddedServer
 from collector.store.migrating import apply_migrations, load_migrations
 from collector.store.queries import load_queries
-from collector.store.writing import Connection, StoreStats, check_store_time, store_cluster
+from collector.store.writing import (
+    Connection,
+    StoreStats,
+    check_store_time,
+    encode_inet,
+    store_cluster,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -78,7 +85,34 @@ def _decode_jsonb(data: bytes) -> Any:
     return msgspec.json.decode(data[1:])
 
 
+def _encode_inet(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value  # already binary (writing.encode_inet)
+    text = str(value)
+    if "/" not in text:
+        return encode_inet(text)
+    iface = ipaddress.ip_interface(text)  # an address with a prefix length (rare: slow path)
+    family = 3 if iface.version == 6 else 2
+    packed = iface.ip.packed
+    return bytes((family, iface.network.prefixlen, 0, len(packed))) + packed
+
+
+def _decode_inet(data: bytes) -> str:
+    # family, bits, is_cidr, length, address: the address as text; a network keeps its /bits.
+    family, bits = data[0], data[1]
+    text = socket.inet_ntop(socket.AF_INET6 if family == 3 else socket.AF_INET, data[4:])
+    full = 128 if family == 3 else 32
+    return text if bits == full else f"{text}/{bits}"
+
+
 async def _init_connection(conn: Connection) -> None:
+    await conn.set_type_codec(
+        "inet",
+        schema="pg_catalog",
+        encoder=_encode_inet,
+        decoder=_decode_inet,
+        format="binary",
+    )
     await conn.set_type_codec(
         "jsonb",
         schema="pg_catalog",

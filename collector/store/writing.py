@@ -16,8 +16,8 @@ the groups listed in ``failed_groups``.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
+import socket
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -107,11 +107,25 @@ def _int64(value: int | None, what: str, problems: list[str]) -> int | None:
     return None
 
 
-def _inet(value: str | None, what: str, problems: list[str]) -> Any:
+def encode_inet(text: str) -> bytes:
+    """PostgreSQL's binary ``inet`` of an address (ValueError if it is none).
+
+    socket.inet_pton is C and about 20x cheaper than the ipaddress module, which asyncpg's own
+    inet codec would run twice per value.
+    """
+    try:
+        if ":" in text:
+            return b"\x03\x80\x00\x10" + socket.inet_pton(socket.AF_INET6, text)
+        return b"\x02\x20\x00\x04" + socket.inet_pton(socket.AF_INET, text)
+    except OSError:
+        raise ValueError(f"{text!r} is not an IP address") from None
+
+
+def _inet(value: str | None, what: str, problems: list[str]) -> bytes | None:
     if not value:
         return None
     try:
-        return ipaddress.ip_address(value.strip())
+        return encode_inet(value.strip())
     except ValueError:
         problems.append(f"{what} {value!r} is not an IP address")
         return None

@@ -59,7 +59,7 @@ async def test_first_store_writes_everything(store: Store) -> None:
     assert cluster["last_status"] == "ok"
     nodes = await store.fetch_view("node_current", order_by=["name"])
     assert nodes[0]["labels"]["kubernetes.io/hostname"] == "node-0"
-    assert str(nodes[0]["internal_ip"]) == "10.0.0.1"
+    assert nodes[0]["internal_ip"] == "10.0.0.1"
     assert nodes[0]["capacity"] == {"cpu": 4, "memory": 16 * 2**30, "pods": 110}
     assert nodes[0]["conditions"][0]["type"] == "Ready"
     assert nodes[0]["first_seen_at"] is not None

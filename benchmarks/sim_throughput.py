@@ -63,6 +63,12 @@ async def stop_fleet(proc: asyncio.subprocess.Process) -> None:
     await asyncio.wait_for(proc.wait(), 30)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def client_context(out: Path) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=str(out / "pki" / "ca.crt"))
     ctx.load_cert_chain(out / "pki" / "admin.crt", out / "pki" / "admin.key")
@@ -143,10 +149,16 @@ async def main() -> None:
             page_urls = [c["server"] + "/api/v1/nodes?limit=500" for c in summary["clusters"]]
 
             async def small(urls: list[str], keepalive: bool) -> dict[str, float]:
+                cpu0 = cpu_seconds(proc.pid)
                 n, _ = await hammer(
                     urls, ctx, seconds=args.seconds, workers=args.workers, keepalive=keepalive
                 )
-                return {"requests/s": n / args.seconds}
+                cpu = cpu_seconds(proc.pid) - cpu0
+                return {
+                    "requests/s": n / args.seconds,
+                    "server CPU us/request": cpu / n * 1e6,
+                    "requests per server CPU-second": n / cpu if cpu else 0.0,
+                }
 
             results["version_keepalive"] = await measure(
                 f"GET /version, keep-alive, {args.workers} workers over {args.clusters} clusters",
@@ -211,10 +223,16 @@ async def main() -> None:
             page_url = [f"{server}/api/v1/nodes?limit=500"]
 
             async def pages() -> dict[str, float]:
+                cpu0 = cpu_seconds(proc.pid)
                 n, size = await hammer(
                     page_url, ctx, seconds=args.seconds, workers=8, keepalive=True
                 )
-                return {"pages/s": n / args.seconds, "MB/s": size / args.seconds / 1e6}
+                cpu = cpu_seconds(proc.pid) - cpu0
+                return {
+                    "pages/s": n / args.seconds,
+                    "MB/s": size / args.seconds / 1e6,
+                    "server CPU ms/page": cpu / n * 1e3,
+                }
 
             results["big_pages"] = await measure(
                 "first page of 500 nodes, 8 workers, body not parsed", args.runs, pages

@@ -125,10 +125,26 @@ async def _build_template(pg_server_dsn: str, name: str) -> None:
                 finally:
                     await store.close()
                 await conn.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true')
+                await _drop_obsolete_templates(conn, keep=name)
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _TEMPLATE_LOCK_KEY)
     finally:
         await conn.close()
+
+
+async def _drop_obsolete_templates(conn: asyncpg.Connection, *, keep: str) -> None:
+    """Templates of earlier migration files (this same checkout, edited): drop them if unused."""
+    rows = await conn.fetch(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'kinv\\_tpl\\_%' AND datname <> $1",
+        keep,
+    )
+    for row in rows:
+        old = row["datname"]
+        try:
+            await conn.execute(f'ALTER DATABASE "{old}" WITH IS_TEMPLATE false')
+            await conn.execute(f'DROP DATABASE "{old}"')
+        except asyncpg.PostgresError:
+            pass  # in use by a session that started before the files changed: leave it
 
 
 @pytest.fixture

@@ -136,8 +136,8 @@ async def main() -> None:
         await admin.execute(f'CREATE DATABASE "{name}"')
     store = await open_store(with_database(args.dsn, name), max_size=2)
     try:
+        await store.migrate()  # a reused database gets any newer migration
         if not args.database:
-            await store.migrate()
             t0 = time.perf_counter()
             async with store.connection() as conn:
                 start = await conn.fetchval(

@@ -11,7 +11,7 @@ import random
 import re
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -215,6 +215,7 @@ class SimCluster:
         virtual_nodes: int = 0,
         alpha_apis: bool = False,
         compaction_seconds: float = 300.0,
+        request_log_limit: int = 100_000,
     ) -> None:
         if flavour not in nodes.FLAVOURS:
             raise ValueError(f"unknown flavour {flavour!r}; one of {', '.join(nodes.FLAVOURS)}")
@@ -234,7 +235,8 @@ class SimCluster:
         self.version_info: Json = {}
         self._set_version_info()
         self.faults = Faults()
-        self.request_log: list[RequestRecord] = []
+        # The most recent requests (bounded, so a long-running fleet does not grow without end).
+        self.request_log: deque[RequestRecord] = deque(maxlen=request_log_limit)
         self.tokens: dict[str, str] = {}  # bearer token -> user name
         self.server_url = ""
         self.resource_version = 1000

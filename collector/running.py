@@ -317,7 +317,6 @@ async def collect_command(settings: Settings, *, dry_run: bool, output: str | No
             try:
                 report = await collect_once(settings, store=store, progress=ui.on_event)
             except StoreError as exc:
-                log.error("database: %s", exc.message)
                 print(f"kubeinv: error: {exc.message}", file=sys.stderr)
                 return EXIT_DATABASE
     except StoreError as exc:

@@ -21,29 +21,41 @@ Status = Literal["ok", "partial", "failed"]
 ClusterIdSource = Literal["kube-system-uid", "server-ca-hash"]
 DiscoveryMode = Literal["aggregated-v2", "aggregated-v2beta1", "legacy"]
 
-_hash_encoder = msgspec.json.Encoder(order="sorted")
-
-
-_NOT_CONTENT = frozenset({"content_hash", "problems"})
+_hash_encoder = msgspec.json.Encoder(order="deterministic")
 
 
 def content_hash(record: msgspec.Struct) -> str:
-    """Stable hex digest of a record's normalized content (not its hash, not its problems)."""
-    fields = {
-        name: getattr(record, name)
-        for name in record.__struct_fields__
-        if name not in _NOT_CONTENT
-    }
-    return hashlib.sha256(_hash_encoder.encode(fields)).hexdigest()[:32]
+    """Stable hex digest of a record's normalized content (not its hash, not its problems).
+
+    Definition: the first 32 hex digits of SHA-256 over the record's compact msgspec JSON,
+    fields in declaration order and map keys sorted (``order="deterministic"``), with
+    ``content_hash`` set to ``""`` and ``problems`` to ``()``. Adding, removing or reordering a
+    field of a record type changes every hash of that type (the store then writes one new
+    version of every row once).
+    """
+    blank: dict[str, object] = {}
+    if getattr(record, "content_hash", ""):
+        blank["content_hash"] = ""
+    if getattr(record, "problems", ()):
+        blank["problems"] = ()
+    if blank:
+        record = msgspec.structs.replace(record, **blank)
+    return hash_blank_record(record)
 
 
-class Taint(msgspec.Struct, frozen=True, kw_only=True):
+def hash_blank_record(record: msgspec.Struct) -> str:
+    """:func:`content_hash` of a record whose ``content_hash`` and ``problems`` are still
+    empty (the normalizers hash a record before they set them)."""
+    return hashlib.sha256(_hash_encoder.encode(record)).hexdigest()[:32]
+
+
+class Taint(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     key: str
     effect: str
     value: str | None = None
 
 
-class NodeCondition(msgspec.Struct, frozen=True, kw_only=True):
+class NodeCondition(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A node condition without its heartbeat time, which changes on every poll."""
 
     type: str
@@ -53,7 +65,7 @@ class NodeCondition(msgspec.Struct, frozen=True, kw_only=True):
     last_transition_time: datetime | None = None
 
 
-class NodeRecord(msgspec.Struct, frozen=True, kw_only=True):
+class NodeRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     node_uid: str
     name: str
     created_at: datetime | None = None

@@ -166,6 +166,11 @@ def fallback_cluster_id(server_url: str, ca_bytes: bytes | None) -> str:
 
 
 _OPENSHIFT_LABEL_PREFIXES = ("node.openshift.io/", "machineconfiguration.openshift.io/")
+_NODE_PROVIDER_LABEL_PREFIXES = (
+    "kubernetes.azure.com/",
+    "eks.amazonaws.com/",
+    "cloud.google.com/gke-",
+)
 
 
 def detect_provider(version: VersionRecord | None, nodes: Sequence[NodeRecord] | None) -> str:
@@ -176,24 +181,34 @@ def detect_provider(version: VersionRecord | None, nodes: Sequence[NodeRecord] |
     (AKS labels, ``kind://`` providerIDs); OpenShift by its node labels.
     """
     nodes = nodes or ()
-    for node in nodes:
-        if any(key.startswith(_OPENSHIFT_LABEL_PREFIXES) for key in node.labels):
-            return "openshift"
+    # One pass over the distinct label keys of the cluster (nodes of a node group share them)
+    # instead of a scan of every node's labels for every provider.
+    keys: set[str] = set()
+    keys.update(*(node.labels for node in nodes))
+    if any(key.startswith(_OPENSHIFT_LABEL_PREFIXES) for key in keys):
+        return "openshift"
     git_version = version.git_version if version else ""
-    kubelets = [n.kubelet_version or "" for n in nodes]
-    for text in (git_version, *kubelets):
+    for text in (git_version, *dict.fromkeys(n.kubelet_version or "" for n in nodes)):
         if "-eks-" in text:
             return "eks"
         if "-gke." in text:
             return "gke"
         if "+k3s" in text:
             return "k3s"
-    for node in nodes:
+    provider_keys = {key for key in keys if key.startswith(_NODE_PROVIDER_LABEL_PREFIXES)}
+    schemes = {
+        n.provider_id.partition("://")[0] for n in nodes if n.provider_id and "://" in n.provider_id
+    }
+    if not provider_keys and not schemes & {"kind", "k3s"}:
+        return "other"
+    for node in nodes:  # the first node with a sign decides, in node order
         provider_id = node.provider_id or ""
         if provider_id.startswith("kind://"):
             return "kind"
         if provider_id.startswith("k3s://"):
             return "k3s"
+        if not provider_keys.intersection(node.labels):
+            continue
         if any(key.startswith("kubernetes.azure.com/") for key in node.labels):
             return "aks"  # an azure:// providerID alone may be a self-managed cluster
         if any(key.startswith("eks.amazonaws.com/") for key in node.labels):

@@ -11,7 +11,6 @@ are not JSON at all, or JSON that is not a node list, raise :class:`MalformedRes
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -19,12 +18,13 @@ from functools import lru_cache
 from typing import Any
 
 import msgspec
+from msgspec.structs import force_setattr
 
 from collector.errors import MalformedResponseError
 from collector.normalize import wire
 from collector.normalize.quantity import to_base_number, to_integer, to_millicores
 from collector.normalize.salvage import salvage
-from collector.records import NodeCondition, NodeRecord, Taint
+from collector.records import NodeCondition, NodeRecord, Taint, hash_blank_record
 
 __all__ = [
     "NodePage",
@@ -203,7 +203,7 @@ def normalize_node(node: wire.Node, problems: list[str]) -> NodeRecord | None:
         problems.extend(res.problems)
 
     provider_id = spec.provider_id or None
-    provider = parse_provider_id(provider_id) if provider_id else None
+    provider = _provider_location(provider_id) if provider_id else None
     get = labels.get
     region = get("topology.kubernetes.io/region") or get("failure-domain.beta.kubernetes.io/region")
     zone = get("topology.kubernetes.io/zone") or get("failure-domain.beta.kubernetes.io/zone")
@@ -280,34 +280,36 @@ def normalize_node(node: wire.Node, problems: list[str]) -> NodeRecord | None:
         else (),
         conditions=tuple(conditions),
     )
-    # Hashed without its problems (which are not content), as records.content_hash does.
-    digest = _node_hash(record)
+    # Hashed before its problems (which are not content) and its hash are set, as
+    # records.content_hash defines it; then both are set in place (the record is new).
+    force_setattr(record, "content_hash", hash_blank_record(record))
     if problems:
-        return msgspec.structs.replace(record, content_hash=digest, problems=tuple(problems))
-    return msgspec.structs.replace(record, content_hash=digest)
+        force_setattr(record, "problems", tuple(problems))
+    return record
 
 
 _EMPTY_LABELS: dict[str, str] = {}
 _EMPTY_SPEC = wire.NodeSpec()
 _EMPTY_STATUS = wire.NodeStatus()
 _EMPTY_INFO = wire.NodeSystemInfo()
-_hash_encoder = msgspec.json.Encoder(order="sorted")
-
-
-def _node_hash(record: NodeRecord) -> str:
-    """``records.content_hash(record)``, computed the same way, minus its generic overhead."""
-    fields = msgspec.structs.asdict(record)
-    del fields["content_hash"], fields["problems"]
-    return hashlib.sha256(_hash_encoder.encode(fields)).hexdigest()[:32]
 
 
 def node_roles(labels: Mapping[str, str]) -> tuple[str, ...]:
     """Roles as ``kubectl get nodes`` shows them: sorted, from the node-role labels."""
-    roles = {key[_ROLE_PREFIX_LEN:] for key in labels if key.startswith(ROLE_LABEL_PREFIX)}
+    # The node-role labels depend only on the label keys, which the nodes of a node group
+    # share: they are found once per distinct key set.
+    roles = _key_roles(tuple(labels))
+    legacy = labels.get(LEGACY_ROLE_LABEL)
+    if legacy and legacy not in roles:
+        return tuple(sorted((*roles, legacy)))
+    return roles
+
+
+@lru_cache(maxsize=1024)
+def _key_roles(keys: tuple[str, ...]) -> tuple[str, ...]:
+    roles = {key[_ROLE_PREFIX_LEN:] for key in keys if key.startswith(ROLE_LABEL_PREFIX)}
     roles.discard("")
-    if legacy := labels.get(LEGACY_ROLE_LABEL):
-        roles.add(legacy)
-    return tuple(sorted(roles)) if roles else ()
+    return tuple(sorted(roles))
 
 
 _ROLE_PREFIX_LEN = len(ROLE_LABEL_PREFIX)
@@ -444,6 +446,24 @@ class ProviderInfo(msgspec.Struct, frozen=True, kw_only=True):
     region: str | None = None
     zone: str | None = None
     instance_id: str | None = None
+
+
+def _provider_location(provider_id: str) -> ProviderInfo:
+    """:func:`parse_provider_id`'s cloud, region and zone (its instance may differ).
+
+    These depend only on what precedes the last ``/`` when a scheme is there and the last
+    segment is not empty (every parse rule reads the instance from that segment alone), so
+    they are parsed once per such prefix: once per zone rather than once per node.
+    """
+    prefix, _, last = provider_id.rpartition("/")
+    if last and "://" in prefix:
+        return _prefix_location(prefix)
+    return parse_provider_id(provider_id)
+
+
+@lru_cache(maxsize=4096)
+def _prefix_location(prefix: str) -> ProviderInfo:
+    return parse_provider_id(prefix + "/i")
 
 
 _AWS_ZONE_REGION = re.compile(r"^([a-z]{2}(?:-[a-z]+)+-\d+)")

@@ -359,7 +359,8 @@ async def _merge_nodes(
         status = await conn.copy_records_to_table(
             "node_history",
             schema_name="inventory",
-            records=[node_row(cid, when, r, first_seen.get(node_key(r), when)) for r in changed],
+            # A generator: rows are encoded while the server already inserts earlier ones.
+            records=(node_row(cid, when, r, first_seen.get(node_key(r), when)) for r in changed),
             columns=NODE_COLUMNS,
         )
         inserted = _affected(status)
@@ -403,7 +404,7 @@ async def _merge_api_resources(
         status = await conn.copy_records_to_table(
             "api_resource_history",
             schema_name="inventory",
-            records=[api_resource_row(cid, when, r) for r in changed],
+            records=(api_resource_row(cid, when, r) for r in changed),
             columns=API_RESOURCE_COLUMNS,
         )
         inserted = _affected(status)

@@ -73,11 +73,14 @@ def load_run_targets(settings: Settings, *, announce: bool = True) -> LoadedTarg
     )
     targets = list(loaded.targets)
     if settings.in_cluster:
-        own = targets_mod.in_cluster_target(settings.in_cluster_env)
+        own = targets_mod.in_cluster_target(
+            settings.in_cluster_env, sa_dir=settings.service_account_dir
+        )
         if own is None:
             raise ConfigError(
                 "--in-cluster: not running in a Kubernetes pod (KUBERNETES_SERVICE_HOST and "
-                "KUBERNETES_SERVICE_PORT unset, or no service account token mounted)"
+                "KUBERNETES_SERVICE_PORT unset, or no service account token in "
+                f"{settings.service_account_dir})"
             )
         targets.append(own)
     now = datetime.now(UTC)

@@ -202,6 +202,10 @@ class Settings(BaseSettings):
         default_factory=list, description="context name globs to exclude"
     )
     in_cluster: bool = Field(default=False, description="also collect the cluster kubeinv runs in")
+    service_account_dir: Path = Field(
+        default=Path("/var/run/secrets/kubernetes.io/serviceaccount"),
+        description="where the pod's service account (token, ca.crt) is mounted, for in_cluster",
+    )
     collection: CollectionSettings = Field(default_factory=CollectionSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
@@ -257,6 +261,7 @@ _SETTINGS_FIELDS = {
     "contexts",
     "exclude_contexts",
     "in_cluster",
+    "service_account_dir",
     "collection",
     "schedule",
     "metrics",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -68,3 +69,22 @@ def write_kubeconfig(
         f"contexts:\n{ctxs}\n"
     )
     return path
+
+
+async def kubeinv_async(
+    *args: str, env: dict[str, str], within: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """The CLI in a subprocess, without blocking the loop that serves the simulator."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "collector",
+        *args,
+        env=env,
+        cwd=str(REPO),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), within)
+    assert proc.returncode is not None
+    return subprocess.CompletedProcess(list(args), proc.returncode, out.decode(), err.decode())

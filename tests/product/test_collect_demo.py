@@ -17,30 +17,9 @@ import pytest
 from collector.sim import ClusterSpec, FleetSpec
 from collector.store.embedded import EmbeddedServer
 
-from .conftest import REPO, clean_env
+from .conftest import clean_env, kubeinv_async
 
 SECRET_TOKEN_FRAGMENT_LEN = 12
-
-
-async def _run(
-    *args: str, env: dict[str, str], within: float = 180
-) -> subprocess.CompletedProcess[str]:
-    """The CLI in a subprocess, without blocking the loop that serves the simulator."""
-    import asyncio  # noqa: PLC0415
-
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "collector",
-        *args,
-        env=env,
-        cwd=str(REPO),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), within)
-    assert proc.returncode is not None
-    return subprocess.CompletedProcess(list(args), proc.returncode, out.decode(), err.decode())
 
 
 def _secrets_of(kubeconfig: Path) -> list[str]:
@@ -69,7 +48,7 @@ async def test_dry_run_json_needs_no_database_and_exit_codes(
     )
     # An unreachable database: a dry run must not try it.
     env = clean_env(tmp_path, {"KUBEINV_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"})
-    result = await _run(
+    result = await kubeinv_async(
         "collect",
         "--dry-run",
         "--output",
@@ -92,7 +71,9 @@ async def test_dry_run_json_needs_no_database_and_exit_codes(
 
     # One cluster refusing nodes: exit 1, table summary names the partial target.
     fleet.cluster("two").faults.fail("/api/v1/nodes", 403)
-    result = await _run("collect", "--dry-run", "--kubeconfig", str(fleet.kubeconfig), env=env)
+    result = await kubeinv_async(
+        "collect", "--dry-run", "--kubeconfig", str(fleet.kubeconfig), env=env
+    )
     assert result.returncode == 1, result.stderr
     assert "dry run (nothing stored)" in result.stdout
     line = next(ln for ln in result.stdout.splitlines() if ln.startswith("two "))
@@ -111,7 +92,7 @@ async def test_collect_stores_and_reports_exit_1_when_a_cluster_is_down(
         )
     )
     env = clean_env(tmp_path, {"KUBEINV_DATABASE_URL": pg_dsn})
-    result = await _run(
+    result = await kubeinv_async(
         "collect", "--kubeconfig", str(fleet.kubeconfig), "--log-format", "json", env=env
     )
     assert result.returncode == 1, result.stderr

@@ -18,6 +18,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -248,4 +249,94 @@ async def test_non_root_user_gets_its_own_server_under_xdg_data_home(base: Path)
     # Everything it created belongs to nobody, inside its home.
     for path in [data, *data.iterdir()]:
         assert path.stat().st_uid == nobody.pw_uid, path
+    os.kill(pid, signal.SIGINT)
+
+
+def _cli_env(home: Path, site: Path) -> dict[str, str]:
+    return {
+        "HOME": str(home),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+        "PYTHONPATH": f"{REPO}:{site}",
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LC_ALL": "C.UTF-8",
+    }
+
+
+def _fresh_start_collect(python: str, home: Path, env: dict[str, str], **user: Any) -> str:
+    """sim serve + ``kubeinv collect`` + ``kubeinv db url`` with no database configured."""
+    out = home / "sim"
+    sim = subprocess.Popen(
+        [python, "-m", "collector", "sim", "serve", "--clusters", "2", "--out", str(out)],
+        env=env,
+        cwd=home,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        **user,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "ready").exists():
+            assert sim.poll() is None, sim.stderr.read() if sim.stderr else ""
+            assert time.monotonic() < deadline, "the simulator did not start"
+            time.sleep(0.1)
+        collect = subprocess.run(
+            [python, "-m", "collector", "collect", "--kubeconfig", str(out / "kubeconfig")],
+            env=env, cwd=home, capture_output=True, text=True, timeout=240, check=False, **user,
+        )  # fmt: skip
+        assert collect.returncode == 0, collect.stdout + collect.stderr
+        url = subprocess.run(
+            [python, "-m", "collector", "db", "url"],
+            env=env, cwd=home, capture_output=True, text=True, timeout=120, check=True, **user,
+        )  # fmt: skip
+        return url.stdout.strip().splitlines()[-1]
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        sim.wait(30)
+
+
+def _psql_count(dsn: str, sql: str, **user: Any) -> int:
+    psql = shutil.which("psql")
+    if psql is None:
+        pytest.skip("psql is not installed")
+    out = subprocess.run(
+        [psql, dsn, "-Atc", sql], capture_output=True, text=True, check=True, **user
+    )
+    return int(out.stdout.strip())
+
+
+@needs_root
+def test_fresh_start_collect_as_root(base: Path) -> None:
+    site = next(Path(p) for p in sys.path if p.endswith("site-packages") and "venv" in p)
+    home = base / "root-home"
+    home.mkdir()
+    env = {**_cli_env(home, site), "KUBEINV_DATA_DIR": str(base / "data")}
+    dsn = _fresh_start_collect(sys.executable, home, env)
+    assert dsn == embedded_dsn(base / "data")
+    assert _psql_count(dsn, "SELECT count(*) FROM inventory.cluster_current") == 2
+    assert _psql_count(dsn, "SELECT count(*) FROM inventory.node_current") > 0
+    server = EmbeddedServer(base / "data")
+    pid = server.running_pid()
+    assert pid is not None and _owner_of_process(pid) == _nobody().pw_uid
+    server.stop()
+
+
+@needs_root
+def test_fresh_start_collect_as_non_root(base: Path) -> None:
+    python = _system_python()
+    if python is None:
+        pytest.skip("no python3.11 executable by 'nobody'")
+    nobody = _nobody()
+    site = next(Path(p) for p in sys.path if p.endswith("site-packages") and "venv" in p)
+    home = base / "home"
+    home.mkdir()
+    os.chown(home, nobody.pw_uid, nobody.pw_gid)
+    user = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
+    dsn = _fresh_start_collect(python, home, _cli_env(home, site), **user)
+    assert dsn == embedded_dsn(home / ".local" / "share" / "kubeinv")
+    # psql as that same user (the socket directory is private to it).
+    assert _psql_count(dsn, "SELECT count(*) FROM inventory.cluster_current", **user) == 2
+    assert _psql_count(dsn, "SELECT count(*) FROM inventory.node_current", **user) > 0
+    server = EmbeddedServer(home / ".local" / "share" / "kubeinv")
+    pid = server.running_pid()
+    assert pid is not None and _owner_of_process(pid) == nobody.pw_uid
     os.kill(pid, signal.SIGINT)

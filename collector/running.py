@@ -216,11 +216,16 @@ async def collect_once(
                 stats = await store.store_inventory(current_run, inventory)
             versions_written += int(getattr(stats, "versions_written", 0))
 
+    finished: dict[tuple[str, str], TargetOutcome] = {}
+
     def scoped_progress(event: Any) -> None:
         # gather() reports "started" from inside the target's own task: from there on, every
         # line logged by that task (clients, paging, retries) names the target's context.
-        if getattr(event, "kind", None) == "started":
+        kind = getattr(event, "kind", None)
+        if kind == "started":
             set_log_context(event.target.context_name, event.target.kubeconfig_path)
+        elif kind == "done" and event.outcome is not None:
+            finished[(event.target.kubeconfig_path, event.target.context_name)] = event.outcome
         if progress is not None:
             progress(event)
 
@@ -251,14 +256,42 @@ async def collect_once(
     except asyncio.CancelledError:
         if store is not None and run_id is not None:
             log.warning("run %d abandoned: clusters not yet stored keep their state", run_id)
+            outcomes = [
+                *loaded.file_outcomes,
+                *(
+                    finished.get((t.kubeconfig_path, t.context_name)) or _abandoned(t)
+                    for t in loaded.targets
+                ),
+            ]
             with contextlib.suppress(Exception):
-                await asyncio.shield(asyncio.wait_for(store.finish_run(run_id, "abandoned"), 5))
+                await asyncio.shield(
+                    asyncio.wait_for(_close_abandoned_run(store, run_id, outcomes), 5)
+                )
         raise
     except StoreError:
         if store is not None and run_id is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(store.finish_run(run_id, "failed"), 5)
         raise
+
+
+def _abandoned(target: Target) -> TargetOutcome:
+    now = datetime.now(UTC)
+    return TargetOutcome(
+        kubeconfig_path=target.kubeconfig_path,
+        context_name=target.context_name,
+        server_url=target.server_url,
+        status="failed",
+        error_class="Abandoned",
+        error_message="the run was stopped before this target finished; its stored state is kept",
+        started_at=now,
+        finished_at=now,
+    )
+
+
+async def _close_abandoned_run(store: Store, run_id: int, outcomes: list[TargetOutcome]) -> None:
+    await store.record_outcomes(run_id, outcomes)
+    await store.finish_run(run_id, "abandoned")
 
 
 def _log_outcomes(report: RunReport) -> None:

@@ -235,3 +235,74 @@ async def _two_partial(port: int) -> bool:
 
 async def _runs_at_least(port: int, status: str, count: float) -> bool:
     return await _runs(port, status) >= count
+
+
+async def test_sigterm_abandons_a_slow_run_cleanly(
+    sim_fleet: Callable[..., object],
+    pg_dsn: str,
+    tmp_path: Path,
+) -> None:
+    """A run still in flight after the grace period is abandoned: exit 0, run marked, nothing
+    half written (each cluster is one transaction)."""
+    fleet = await sim_fleet(  # type: ignore[misc]
+        FleetSpec(
+            clusters=[
+                ClusterSpec(name="fast", nodes=2),
+                ClusterSpec(name="slow", nodes=2, latency=3.0),
+            ]
+        )
+    )
+    env = clean_env(tmp_path)
+    args = (
+        "--kubeconfig",
+        str(fleet.kubeconfig),
+        "--database-url",
+        pg_dsn,
+        "--interval",
+        "1h",
+        "--timeout",
+        "10",
+        "--cluster-timeout",
+        "60",
+        "--shutdown-grace",
+        "1",
+    )
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        async with _daemon(*args, env=env) as (proc, log_path):
+
+            async def fast_stored() -> bool:
+                return bool(
+                    await conn.fetchval(
+                        "SELECT count(*) FROM inventory.cluster_current WHERE node_count = 2"
+                    )
+                )
+
+            await _wait_for("the fast cluster stored", fast_stored, 60, proc)
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            rc = await asyncio.wait_for(proc.wait(), 20)
+            took = time.monotonic() - t0
+            log_text = log_path.read_text()
+        assert rc == 0, log_text[-3000:]
+        assert took < 10, took
+        assert "abandoning it" in log_text
+        assert "Traceback" not in log_text
+        status = await conn.fetchval("SELECT status FROM inventory.collection_run")
+        assert status == "abandoned"
+        # The fast cluster is complete; the slow one was never half written.
+        rows = await conn.fetch(
+            "SELECT c.cluster_id, count(n.*) AS nodes FROM inventory.cluster_current c "
+            "LEFT JOIN inventory.node_current n USING (cluster_id) GROUP BY 1"
+        )
+        assert [r["nodes"] for r in rows] == [2]
+        ledger = await conn.fetch(
+            "SELECT context_name, status, error_class FROM inventory.cluster_collection "
+            "ORDER BY context_name"
+        )
+        assert [tuple(r) for r in ledger] == [
+            ("fast", "ok", None),
+            ("slow", "failed", "Abandoned"),
+        ]
+    finally:
+        await conn.close()

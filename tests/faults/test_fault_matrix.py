@@ -429,3 +429,33 @@ async def test_no_target_at_all_exits_2(pg_dsn, tmp_path):
     result = await kubeinv(*collect_argv([empty], pg_dsn), env=cli_env(tmp_path / "home"))
     assert result.code == 2, str(result)
     assert "no target" in result.stderr
+
+
+# --- hostile node data ----------------------------------------------------------------------
+
+
+async def test_hostile_node_fields_end_to_end(sim_fleet, pg_dsn, tmp_path):
+    """Absurd quantities and a huge label map on some nodes: no crash, the rest is kept.
+
+    (Property tests of the normalizer itself, with arbitrary mutations: tests/unit/test_nodes.py.)
+    """
+    fleet = await start_fleet(sim_fleet, ClusterSpec(name="odd", nodes=5))
+    odd = fleet.cluster("odd")
+    first, second, third = odd.node_names[:3]
+    odd.set_capacity(first, {"cpu": "1e999999", "memory": "lots"}, {"cpu": "-3", "pods": "x"})
+    odd.set_capacity(second, {"nvidia.com/gpu": "9" * 400}, {"memory": "12Qi"})
+    odd.set_labels(third, {f"example.com/label-{i}": "v" * 60 for i in range(5000)})
+    result = await kubeinv(
+        *collect_argv(fleet.kubeconfig_paths, pg_dsn), env=cli_env(tmp_path / "home")
+    )
+    assert result.code in (0, 1), str(result)
+    assert "Traceback" not in result.stderr
+    ledger = await latest_ledger(pg_dsn)
+    assert ledger["odd"]["status"] in ("ok", "partial")
+    state = await stored_state(pg_dsn, odd.uid)
+    # every node whose data is usable is stored; the hostile ones are stored or reported
+    assert set(odd.node_names[3:]) <= set(state["nodes"])
+    assert third in state["nodes"] and len(state["nodes"][third]["labels"]) >= 5000
+    for name in (first, second):
+        assert name in state["nodes"] or name in result.stderr
+    await assert_stored_in_full(pg_dsn, fleet.cluster("good"))

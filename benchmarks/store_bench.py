@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -161,22 +162,45 @@ async def wal_lsn(conn: Any) -> int:
     return int(await conn.fetchval("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"))
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+async def server_cpu(conn: Any) -> float:
+    """CPU seconds used so far by every backend of this database (a local server only)."""
+    pids = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+    return sum(_process_cpu(row["pid"]) for row in pids)
+
+
+def _process_cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
 async def measure(store: Store, coro_factory: Any, *, checkpoint: bool = False) -> dict[str, Any]:
     async with store.connection() as conn:
         if checkpoint:
             await conn.execute("CHECKPOINT")
         before = await wal_lsn(conn)
+        server_before = await server_cpu(conn)
     started = time.perf_counter()
+    client_before = time.process_time()
     stats = await coro_factory()
     elapsed = time.perf_counter() - started
+    client = time.process_time() - client_before
     async with store.connection() as conn:
         after = await wal_lsn(conn)
+        server = await server_cpu(conn) - server_before
     stats_list = stats if isinstance(stats, list) else [stats]
     return {
         "seconds": elapsed,
         "written": sum(s.versions_written for s in stats_list),
         "closed": sum(s.versions_closed for s in stats_list),
         "wal_bytes": after - before,
+        "client_cpu": client,
+        "server_cpu": server,
     }
 
 
@@ -185,6 +209,9 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out = {k: statistics.median(r[k] for r in runs) for k in keys}
     written = out["written"]
     out["rows_per_s"] = written / out["seconds"] if out["seconds"] else 0
+    # What an idle 2-core machine would allow: client and server run on separate cores.
+    bound = max(out["client_cpu"], out["server_cpu"])
+    out["cpu_bound_rows_per_s"] = written / bound if bound else 0
     return out
 
 
@@ -295,12 +322,13 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    header = f"{'case (median)':45} {'seconds':>8} {'written':>8} {'closed':>7} {'rows/s':>9}"
-    print(f"{header} {'WAL':>12}")
+    header = f"{'case (median)':42} {'seconds':>8} {'written':>7} {'closed':>6} {'rows/s':>7}"
+    print(f"{header} {'WAL':>12} {'client CPU':>10} {'server CPU':>10} {'CPU-bound rows/s':>16}")
     for case, r in results.items():
         print(
-            f"{case:45} {r['seconds']:8.3f} {r['written']:8.0f} {r['closed']:7.0f} "
-            f"{r['rows_per_s']:9.0f} {r['wal_bytes'] / 1024:8.1f} KiB"
+            f"{case:42} {r['seconds']:8.3f} {r['written']:7.0f} {r['closed']:6.0f} "
+            f"{r['rows_per_s']:7.0f} {r['wal_bytes'] / 1024:8.1f} KiB {r['client_cpu']:9.2f}s "
+            f"{r['server_cpu']:9.2f}s {r['cpu_bound_rows_per_s']:16.0f}"
         )
 
 

@@ -383,7 +383,7 @@ class EmbeddedServer:
         assert self.bindir is not None
         options = (
             f"-k {self.run_dir} -p {PORT} -c listen_addresses='' "
-            "-c unix_socket_permissions=0700 -c max_connections=100 -c shared_buffers=64MB "
+            "-c unix_socket_permissions=0700 -c max_connections=100 -c shared_buffers=128MB "
             "-c logging_collector=off"
         )
         started = time.monotonic()

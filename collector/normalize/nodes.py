@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC
 from functools import lru_cache
 from typing import Any
 
@@ -229,9 +229,7 @@ def normalize_node(node: wire.Node, problems: list[str]) -> NodeRecord | None:
                 status=cond.status,
                 reason=cond.reason or None,
                 message=cond.message or None,
-                last_transition_time=_timestamp(ltt, "condition lastTransitionTime", problems)
-                if ltt
-                else None,
+                last_transition_time=ltt if ltt is None or ltt.tzinfo else ltt.replace(tzinfo=UTC),
             )
         )
 
@@ -247,7 +245,7 @@ def normalize_node(node: wire.Node, problems: list[str]) -> NodeRecord | None:
     record = NodeRecord(
         node_uid=meta.uid,
         name=meta.name,
-        created_at=_timestamp(created, "metadata.creationTimestamp", problems) if created else None,
+        created_at=created if created is None or created.tzinfo else created.replace(tzinfo=UTC),
         roles=node_roles(labels),
         ready=ready,
         unschedulable=bool(spec.unschedulable),
@@ -422,22 +420,6 @@ def _derived(
     return number
 
 
-@lru_cache(maxsize=4096)
-def _parse_timestamp(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _timestamp(text: str | None, where: str, problems: list[str]) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return _parse_timestamp(text)
-    except ValueError:
-        problems.append(f"{where}: invalid timestamp {text[:40]!r}")
-        return None
-
-
 # --- provider ------------------------------------------------------------------------------
 
 
@@ -453,11 +435,16 @@ def _provider_location(provider_id: str) -> ProviderInfo:
 
     These depend only on what precedes the last ``/`` when a scheme is there and the last
     segment is not empty (every parse rule reads the instance from that segment alone), so
-    they are parsed once per such prefix: once per zone rather than once per node.
+    they are parsed once per such prefix: once per zone rather than once per node; likewise
+    ``<cloud>://<instance>`` once per cloud.
     """
     prefix, _, last = provider_id.rpartition("/")
     if last and "://" in prefix:
         return _prefix_location(prefix)
+    scheme, sep, rest = provider_id.partition("://")
+    if sep and rest and "/" not in rest and scheme.lower() != "openstack":
+        # <cloud>://<instance> (k3s, vsphere...): the cloud alone (OpenStack's is its region).
+        return _prefix_location(scheme + ":/")
     return parse_provider_id(provider_id)
 
 

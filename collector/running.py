@@ -384,8 +384,10 @@ async def daemon_command(settings: Settings) -> int:
     from collector.metrics import Metrics, MetricsServer  # noqa: PLC0415
     from collector.scheduling import Daemon  # noqa: PLC0415
 
-    # Fail fast on what no tick can fix: no target, broken settings.
+    # Fail fast on what no tick can fix: no target, broken settings, a database that cannot be
+    # reached at all at start (wrong DSN, not running: exit 3). Later outages only fail a tick.
     load_run_targets(settings)
+    first_store = await open_settings_store(settings)
     metrics = Metrics()
     server: MetricsServer | None = None
     if settings.metrics.port is not None:
@@ -393,6 +395,7 @@ async def daemon_command(settings: Settings) -> int:
         try:
             await server.start()
         except OSError as exc:
+            await first_store.close()
             raise ConfigError(
                 f"metrics: cannot listen on {settings.metrics.host}:{settings.metrics.port}: "
                 f"{exc.strerror}"
@@ -401,7 +404,7 @@ async def daemon_command(settings: Settings) -> int:
     # Two daemons on one database: a cluster claimed by any run less than a third of an
     # interval ago is not collected again (a third: our own previous run may have ended late).
     fresh_within = interval / 3 if interval and not settings.schedule.cron else timedelta(0)
-    holder: dict[str, Store | None] = {"store": None}
+    holder: dict[str, Store | None] = {"store": first_store}
 
     async def job() -> str:
         started = time.monotonic()

@@ -170,3 +170,34 @@ def test_demo_runs_on_the_embedded_database(demo_data_dir: Path, tmp_path: Path)
     assert (demo_data_dir / "pgdata" / "PG_VERSION").is_file()
     if os.geteuid() == 0:
         assert (demo_data_dir / "pgdata").stat().st_uid != 0  # the server ran as 'nobody'
+
+
+async def test_contexts_check_probes_each_target(
+    sim_fleet: Callable[..., object], tmp_path: Path
+) -> None:
+    fleet = await sim_fleet(  # type: ignore[misc]
+        FleetSpec(
+            clusters=[
+                ClusterSpec(name="good", users=("cert-data", "invalid-token")),
+                ClusterSpec(name="gone", server="closed-port"),
+            ]
+        )
+    )
+    env = clean_env(tmp_path)
+    listed = await kubeinv_async("contexts", "-o", "json", "--kubeconfig", str(fleet.kubeconfig),
+                                 env=env)  # fmt: skip
+    assert listed.returncode == 0
+    assert all("status" not in row for row in json.loads(listed.stdout))  # no network
+    result = await kubeinv_async(
+        "contexts", "--check", "-o", "json", "--kubeconfig", str(fleet.kubeconfig),
+        "--timeout", "2", env=env,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    rows = {row["context"]: row for row in json.loads(result.stdout)}
+    assert len(rows) == 3
+    good = [r for name, r in rows.items() if name.startswith("good") and r["status"] == "ok"]
+    bad = [r for name, r in rows.items() if name.startswith("good") and r["status"] != "ok"]
+    assert len(good) == 1 and good[0]["cluster_id"]
+    assert len(bad) == 1 and bad[0]["error"].startswith("Auth")
+    assert rows["gone"]["status"] == "failed"
+    assert rows["gone"]["error"].startswith("Unreachable")

@@ -96,12 +96,13 @@ async def test_reader_reads_every_view_and_the_documented_tables(pg_dsn):
     views = await relations(pg_dsn, "vm")
     assert {"cluster_current", "node_current", "api_resource_current"} <= set(views)
     tables = set(await relations(pg_dsn, "rp"))
-    # every table is either readable or private: a new table must be classified here
-    assert tables == READABLE_TABLES | PRIVATE_TABLES, tables ^ (READABLE_TABLES | PRIVATE_TABLES)
+    assert tables >= READABLE_TABLES | PRIVATE_TABLES
+    # every table but the bookkeeping is readable, including those later migrations add
+    # (they end with SELECT inventory.grant_inventory_reader())
     async with as_reader(pg_dsn) as conn:
         for view in views:
             await conn.fetch(f"SELECT * FROM inventory.{view} LIMIT 1")
-        for table in sorted(READABLE_TABLES):
+        for table in sorted(tables - PRIVATE_TABLES):
             await conn.fetch(f"SELECT * FROM inventory.{table} LIMIT 1")
 
 
@@ -184,7 +185,7 @@ async def test_migrating_many_databases_at_once_when_the_role_exists(pg_server_d
 
     try:
         applied = await asyncio.gather(*(migrate(n) for n in names))
-        assert all("0020" in a for a in applied)
+        assert all("0020" in a and "0021" in a for a in applied)
         for name in names:
             dsn = dsn_with_database(pg_server_dsn, name)
             async with as_reader(dsn) as conn:

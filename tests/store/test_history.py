@@ -396,3 +396,18 @@ async def test_fetch_view_rejects_injection(store: Store) -> None:
 def test_records_are_hashed() -> None:
     a, b = node(1), msgspec.structs.replace(node(1), problems=("x",))
     assert a.content_hash == b.content_hash
+
+
+async def test_node_that_comes_back_keeps_its_first_seen_at(store: Store) -> None:
+    await store.store_inventory(None, inventory(nodes=2))
+    [first] = [n for n in await store.fetch_view("node_current") if n["name"] == "node-1"]
+    await store.store_inventory(None, inventory(nodes=1))  # node-1 gone
+    stats = await store.store_inventory(None, inventory(nodes=2))  # and back, same uid
+    assert (stats.nodes.inserted, stats.nodes.closed) == (1, 0)
+    [back] = [n for n in await store.fetch_view("node_current") if n["name"] == "node-1"]
+    assert back["first_seen_at"] == first["first_seen_at"]
+    async with store.connection() as conn:
+        versions = await conn.fetchval(
+            "SELECT count(*) FROM inventory.node_history WHERE name = 'node-1'"
+        )
+    assert versions == 2

@@ -17,13 +17,14 @@ from collector.errors import ConfigError
 from collector.store import Store, open_store
 from tests.analytics.history import FleetHistory
 from tests.analytics.scenario import NOW, build_fleet
+from tests.plugins.pg import database_of
 
 
 @pytest.fixture
 async def fleet_store(store: Store, pg_dsn: str) -> AsyncIterator[Store]:
     """The scenario history, read through a fresh Store whose sessions all see NOW as now."""
     await build_fleet(FleetHistory(store))
-    name = pg_dsn.rsplit("/", 1)[1].split("?", maxsplit=1)[0]
+    name = database_of(pg_dsn)
     admin = await asyncpg.connect(pg_dsn)
     try:
         await admin.execute(f"ALTER DATABASE \"{name}\" SET kubeinv.now = '{NOW}'")

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from collector.sim import ClusterSpec, Fleet
+from tests.plugins.pg import database_of
 
 from .harness import (
     assert_get_only,
@@ -106,7 +107,7 @@ async def test_sigkill_during_a_large_store_leaves_old_or_new_state_never_a_mix(
 
     # Hold a row lock on big's current API resources: its store transaction has written the
     # cluster row, its version and all its nodes when it reaches them, and waits there.
-    database = pg_dsn.rsplit("/", 1)[1].split("?")[0]
+    database = database_of(pg_dsn)
     blocker = await connect(pg_dsn)
     tx = blocker.transaction()
     await tx.start()
@@ -207,7 +208,7 @@ async def test_a_killed_collectors_claims_do_not_block_the_next_run(sim_fleet, p
     fleet: Fleet = await sim_fleet(clusters=[ClusterSpec(name="a", nodes=3)])
     env = cli_env(tmp_path / "home")
     argv = collect_argv(fleet.kubeconfig_paths, pg_dsn, cluster_timeout=60, output=None)
-    database = pg_dsn.rsplit("/", 1)[1].split("?")[0]
+    database = database_of(pg_dsn)
     blocker = await connect(pg_dsn)
     tx = blocker.transaction()
     await tx.start()

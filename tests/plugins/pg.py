@@ -41,6 +41,11 @@ def dsn_with_database(dsn: str, database: str) -> str:
     return urlunsplit(parts._replace(path="/" + database))
 
 
+def database_of(dsn: str) -> str:
+    """The database name in ``dsn`` (``host=`` and other query parameters do not get in the way)."""
+    return urlsplit(dsn).path.lstrip("/")
+
+
 def _templates_checksum() -> str:
     digest = hashlib.sha256()
     for migration in load_migrations():

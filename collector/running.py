@@ -183,12 +183,14 @@ async def collect_once(
     progress: Progress | None = None,
     metrics: Metrics | None = None,
     fresh_within: timedelta = timedelta(0),
+    loaded: LoadedTargets | None = None,
 ) -> RunReport:
     """One run: gather every target, then store each cluster (one transaction each) and the
     ledger. With ``store`` None (dry run) nothing is written."""
+    if loaded is None:
+        loaded = load_run_targets(settings)  # before the heavy imports: "no target" is instant
     from collector.gathering import gather  # noqa: PLC0415 (imports kubernetes_asyncio)
 
-    loaded = load_run_targets(settings)
     run_id: int | None = None
     if store is not None:
         await store.migrate()
@@ -345,13 +347,16 @@ async def collect_command(settings: Settings, *, dry_run: bool, output: str | No
     from collector import progress_ui  # noqa: PLC0415
 
     ui = progress_ui.ProgressUI.for_terminal(enabled=output != "json")
+    loaded = load_run_targets(settings)  # no target: exit 2 before any database work
     store: Store | None = None
     try:
         if not dry_run:
             store = await open_settings_store(settings)
         with ui:
             try:
-                report = await collect_once(settings, store=store, progress=ui.on_event)
+                report = await collect_once(
+                    settings, store=store, progress=ui.on_event, loaded=loaded
+                )
             except StoreError as exc:
                 print(f"kubeinv: error: {exc.message}", file=sys.stderr)
                 return EXIT_DATABASE

@@ -144,7 +144,11 @@ class ApiError(ClusterError):
     error_class = "Api"
 
     def __init__(
-        self, message: str | None = None, *, status: int = 0, path: str = "",
+        self,
+        message: str | None = None,
+        *,
+        status: int = 0,
+        path: str = "",
         retry_after: float | None = None,
     ) -> None:
         self.status = status
@@ -222,7 +226,9 @@ class EmbeddedServerError(StoreError):
 _SECRET_PATTERNS = (
     re.compile(r"(?i)(authorization:\s*bearer\s+)[^\s'\"]+"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
-    re.compile(r"(?i)((?:token|password|client-key-data|client-certificate-data)[\"']?\s*[:=]\s*[\"']?)[^\s'\",}]+"),
+    re.compile(
+        r"(?i)((?:token|password|client-key-data|client-certificate-data)[\"']?\s*[:=]\s*[\"']?)[^\s'\",}]+"
+    ),
     re.compile(r"(-----BEGIN [A-Z ]*PRIVATE KEY-----)[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----)"),
 )
 

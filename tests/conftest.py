@@ -1,3 +1,3 @@
-"""Shared test fixtures live in tests/plugins/: pg (real PostgreSQL) and sim (simulated clusters)."""
+"""Shared test fixtures live in tests/plugins/: pg (real PostgreSQL), sim (simulated clusters)."""
 
 pytest_plugins = ["tests.plugins.pg", "tests.plugins.sim"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,17 @@ def test_collector_waits_for_healthy_postgres_and_mounts_kubeconfigs_read_only(
     assert collector["command"] == ["run"]
     mounts = collector["volumes"]
     assert "./config/kubeconfigs:/etc/kubeinv/kubeconfigs:ro" in mounts
-    assert (REPO / "config" / "kubeconfigs").is_dir()
+    kubeconfigs = REPO / "config" / "kubeconfigs"
+    assert kubeconfigs.is_dir()
+    # Everything in the mounted directory that is not hidden is read as a kubeconfig.
+    tracked = subprocess.run(
+        ["git", "ls-files", "config/kubeconfigs"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert all(Path(name).name.startswith(".") for name in tracked), tracked
     environment = collector["environment"]
     assert environment["KUBEINV_DATABASE_URL"].startswith("postgresql://")
     assert "@postgres:5432/kubeinv" in environment["KUBEINV_DATABASE_URL"]

@@ -77,6 +77,8 @@ class GatherOptions:
     backoff_max: float = 5.0
     retry_after_max: float = 10.0
     max_list_restarts: int = 3  # node list restarts after 410 Gone
+    # Keep-alive connections per cluster: each costs a TLS handshake (CPU on both ends).
+    connections_per_cluster: int = 2
 
     def request_policy(self) -> RequestPolicy:
         return RequestPolicy(
@@ -282,6 +284,7 @@ async def _visit(run: _Run, target: Target, *, check_only: bool = False) -> Targ
                     policy=run.policy,
                     deadline=deadline,
                     credential_files=run.credential_files,
+                    max_connections=run.options.connections_per_cluster,
                     **run.client_options,
                 )
                 identity = await identify(

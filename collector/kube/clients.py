@@ -95,9 +95,14 @@ async def open_client(
     policy: RequestPolicy,
     deadline: Deadline,
     credential_files: CredentialFiles | None = None,
+    max_connections: int = 2,
     **client_options: Any,
 ) -> KubeClient:
     """An authenticated :class:`KubeClient` for ``target``; must run inside the event loop.
+
+    ``max_connections`` bounds the client's keep-alive pool (kubernetes-asyncio's default is
+    5 per CPU): every connection costs a TLS handshake on both ends, which is most of the CPU of
+    reading a small cluster, while two already carry its requests with little queueing.
 
     Raises :class:`BrokenContextError` for unusable kubeconfig entries (missing files, bad
     keys), :class:`ExecPluginError` for a failing plugin and :class:`AuthError` for a credential
@@ -173,6 +178,7 @@ async def open_client(
         configuration.api_key["BearerToken"] = f"Bearer {stripped}"
         secrets = (*secrets, stripped)
 
+    configuration.connection_pool_maxsize = max(1, max_connections)
     try:
         api_client = ApiClient(configuration=configuration)
     except (ssl.SSLError, OSError, ValueError) as exc:

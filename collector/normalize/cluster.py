@@ -12,10 +12,11 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import msgspec
+from msgspec.structs import force_setattr
 
 from collector.errors import MalformedResponseError
 from collector.normalize import wire
-from collector.records import ClusterServiceRecord, NodeRecord, VersionRecord, content_hash
+from collector.records import ClusterServiceRecord, NodeRecord, VersionRecord, hash_blank_record
 
 __all__ = [
     "CLUSTER_SERVICE_LABEL",
@@ -88,7 +89,8 @@ def decode_version(raw: bytes) -> VersionRecord:
         emulation_major=doc.emulation_major or None,
         emulation_minor=doc.emulation_minor or None,
     )
-    return msgspec.structs.replace(record, content_hash=content_hash(record))
+    force_setattr(record, "content_hash", hash_blank_record(record))  # a new record
+    return record
 
 
 def decode_namespace_uid(raw: bytes) -> str:

@@ -22,10 +22,11 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 import msgspec
+from msgspec.structs import force_setattr
 
 from collector.errors import MalformedResponseError
 from collector.normalize import wire
-from collector.records import ApiResourceRecord, content_hash
+from collector.records import ApiResourceRecord, hash_blank_record
 
 __all__ = [
     "AggregatedResult",
@@ -91,7 +92,8 @@ def _record(
         singular_name=singular_name or None,
         preferred=preferred,
     )
-    return msgspec.structs.replace(record, content_hash=content_hash(record))
+    force_setattr(record, "content_hash", hash_blank_record(record))  # a new record
+    return record
 
 
 def decode_aggregated_discovery(raw: bytes) -> AggregatedResult:

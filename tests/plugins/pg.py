@@ -138,25 +138,37 @@ async def _build_template(pg_server_dsn: str, name: str) -> None:
 
 
 async def _drop_obsolete_templates(conn: asyncpg.Connection, *, keep: str) -> None:
-    """Templates of earlier migration files (this same checkout, edited): drop them if unused."""
-    rows = await conn.fetch(
-        "SELECT datname FROM pg_database WHERE datname LIKE 'kinv\\_tpl\\_%' AND datname <> $1",
-        keep,
-    )
+    """Templates of earlier migration files (this checkout, since edited), built over two hours
+    ago: drop them unless in use. Younger ones may still serve a session that is running."""
+    try:
+        rows = await conn.fetch(
+            """SELECT datname FROM pg_database
+               WHERE datname LIKE 'kinv\\_tpl\\_%' AND datname <> $1
+                 AND (pg_stat_file('base/' || oid || '/PG_VERSION')).modification
+                     < now() - interval '2 hours'""",
+            keep,
+        )
+    except asyncpg.PostgresError:
+        return  # not allowed to read the data directory: leave them
     for row in rows:
         old = row["datname"]
         try:
             await conn.execute(f'ALTER DATABASE "{old}" WITH IS_TEMPLATE false')
             await conn.execute(f'DROP DATABASE "{old}"')
         except asyncpg.PostgresError:
-            pass  # in use by a session that started before the files changed: leave it
+            pass  # in use: leave it
 
 
 @pytest.fixture
 async def pg_dsn(pg_server_dsn: str, pg_template: str) -> AsyncIterator[str]:
     """A fresh database with every migration applied, dropped after the test."""
     name = f"kinv_test_{uuid.uuid4().hex[:12]}"
-    await _create_database(pg_server_dsn, name, pg_template)
+    try:
+        await _create_database(pg_server_dsn, name, pg_template)
+    except asyncpg.InvalidCatalogNameError:
+        # The template vanished (dropped by hand or by another session): build it again.
+        await _build_template(pg_server_dsn, pg_template)
+        await _create_database(pg_server_dsn, name, pg_template)
     try:
         yield dsn_with_database(pg_server_dsn, name)
     finally:

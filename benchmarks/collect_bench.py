@@ -1,8 +1,10 @@
 """Collection benchmark: fan-out over a simulated fleet, and one very large cluster.
 
 The simulator runs in its own process (``serve``), so that its CPU is not counted against the
-collector; each measured collection runs in a fresh process (``collect``), so that peak RSS is
-that of one run. ``all`` runs every scenario several times and prints the medians as Markdown.
+collector (it is reported apart, from /proc); each measured collection runs in a fresh process
+(``collect``), so that peak RSS is that of one run. ``all`` runs the three fleet scenarios
+interleaved (so that the machine's changing load weighs on them alike), then the 20,000-node
+cluster, and prints the medians as Markdown.
 
     python benchmarks/collect_bench.py all --runs 5
     python benchmarks/collect_bench.py serve --clusters 200 --nodes 50 --latency 0.03 --out DIR

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import TypeVar
 
 import msgspec
@@ -97,7 +98,23 @@ def _record(
 
 
 def decode_aggregated_discovery(raw: bytes) -> AggregatedResult:
-    """Decode an aggregated discovery document (v2 or v2beta1)."""
+    """Decode an aggregated discovery document (v2 or v2beta1).
+
+    Clusters of one Kubernetes version serve byte-identical documents (always ``/api``, and
+    ``/apis`` when they also share their CRDs and aggregated APIs), so the last few decoded
+    documents are kept, keyed on their exact bytes: a fleet decodes each distinct document
+    once. The records are frozen and shared; the lists are copied for each caller.
+    """
+    cached = _decode_aggregated_cached(raw)
+    return AggregatedResult(
+        resources=list(cached.resources),
+        stale_groups=list(cached.stale_groups),
+        group_versions=list(cached.group_versions),
+    )
+
+
+@lru_cache(maxsize=8)
+def _decode_aggregated_cached(raw: bytes) -> AggregatedResult:
     doc = _decode(_aggregated_decoder, raw, "aggregated discovery")
     if doc.kind and doc.kind != "APIGroupDiscoveryList":
         raise MalformedResponseError(f"expected an APIGroupDiscoveryList, got kind {doc.kind!r}")

@@ -32,7 +32,7 @@ READABLE_TABLES = {
     "kubernetes_api_removal",
     "reference_source",
 }
-PRIVATE_TABLES = {"cluster_claim", "schema_migration", "node_daily_delta"}
+PRIVATE_TABLES = {"cluster_claim", "schema_migration"}
 
 
 @asynccontextmanager

@@ -2,9 +2,11 @@
 
 Every node gets a new version every day (a label and its Ready condition's transition time
 change), 5 of each cluster's 50 node slots are replaced every 3 days (node-added/node-removed),
-every cluster upgrades once, and each cluster's API resources change daily (2 removed, 2 added).
-That is 900,000 node versions, 48,200 API resource versions and ~400 cluster versions, ending
-now. Each report query then runs ``--repeat`` times; the medians are printed (milliseconds).
+every cluster upgrades once, and each cluster's API resources change daily (2 removed, 2 added);
+clusters differ in a few API resources and serve flowcontrol v1beta3 (and a quarter v1beta2), so
+api-diff and removals return rows. That is 900,000 node versions (inserted in time order, as
+collections write them), ~47,900 API resource versions and 400 cluster versions, ending now.
+Each report query then runs ``--repeat`` times; the medians are printed (milliseconds).
 
     .venv/bin/python benchmarks/report_bench.py --dsn postgresql://postgres@127.0.0.1:5432/test
 
@@ -51,7 +53,8 @@ SELECT format('c%s', lpad(i::text, 3, '0')), format('v1.%s.1', 28 + i % 4), '1',
        $1::timestamptz + (15 + i % 60) * interval '1 day', NULL
 FROM generate_series(0, $2 - 1) i;
 
--- nodes: slot j of cluster i; slots >= $3 - 5 hold a new node every 3 days
+-- nodes: slot j of cluster i; slots >= $3 - 5 hold a new node every 3 days; written in time
+-- order, one collection after the other, as the collector writes them
 WITH versions AS (
     SELECT i, j, d,
            CASE WHEN j < $3 - 5 THEN format('c%s-n%s', i, j)
@@ -98,16 +101,31 @@ SELECT format('c%s', lpad(i::text, 3, '0')), uid, uid, $1::timestamptz,
                  $1::timestamptz + (d + 1) * interval '1 day' + (i % 24) * interval '1 hour'
             ELSE $1::timestamptz + (d + 1) * interval '1 day' + (i % 24) * interval '1 hour'
        END
-FROM versions;
+FROM versions
+ORDER BY d, i % 24, i, j;
 
--- API resources: 56 stable ones, and 2 CRD versions rotated daily (2 removed, 2 added)
+-- API resources: 50 stable ones, up to 6 that differ between clusters (so api-diff has rows),
+-- flowcontrol v1beta3 (removed in 1.32) everywhere and v1beta2 (removed in 1.29) on a quarter
+-- of the clusters (so removals has rows), and 2 CRD versions rotated daily (2 removed, 2 added)
 INSERT INTO inventory.api_resource_history (cluster_id, api_group, api_version, resource, kind,
     namespaced, verbs, preferred, content_hash, valid_from, valid_to)
 SELECT format('c%s', lpad(i::text, 3, '0')),
        CASE WHEN r < 20 THEN '' WHEN r < 40 THEN 'apps' ELSE format('g%s.example.com', r) END,
        CASE WHEN r % 7 = 0 THEN 'v1beta1' ELSE 'v1' END, format('res%s', r), format('Res%s', r),
-       true, ARRAY['get', 'list'], true, md5(i::text || r), $1::timestamptz, NULL
+       true, ARRAY['get', 'list'], true, md5(i::text || r), $1::timestamptz, NULL::timestamptz
 FROM generate_series(0, $2 - 1) i, generate_series(0, 55) r
+WHERE r < 50 OR (i + r) % 3 <> 0
+UNION ALL
+SELECT format('c%s', lpad(i::text, 3, '0')), 'flowcontrol.apiserver.k8s.io', x.v, x.res, x.kind,
+       false, ARRAY['get', 'list'], x.v = 'v1beta3', md5(i::text || x.v || x.res),
+       $1::timestamptz, NULL::timestamptz
+FROM generate_series(0, $2 - 1) i,
+     (VALUES ('v1beta3', 'flowschemas', 'FlowSchema'),
+             ('v1beta3', 'prioritylevelconfigurations', 'PriorityLevelConfiguration'),
+             ('v1beta2', 'flowschemas', 'FlowSchema'),
+             ('v1beta2', 'prioritylevelconfigurations', 'PriorityLevelConfiguration'))
+     AS x(v, res, kind)
+WHERE x.v = 'v1beta3' OR i % 4 = 0
 UNION ALL
 SELECT format('c%s', lpad(i::text, 3, '0')), 'rotating.example.com', format('v%s', d),
        format('things%s', k), 'Thing', true, ARRAY['get'], true, md5(i::text || d || k),

@@ -196,6 +196,7 @@ async def collect_once(
         await store.migrate()
         run_id = await store.start_run()
     not_claimed: list[str] = []
+    refused: dict[str, str] = {}  # cluster_id -> who collects it instead (ledger message)
     versions_written = 0
     claim = on_inventory = None
     if store is not None and run_id is not None:
@@ -205,11 +206,8 @@ async def collect_once(
             got = await store.claim_cluster(current_run, cluster_id, fresh_within=fresh_within)
             if not got:
                 not_claimed.append(cluster_id)
-                log.info(
-                    "cluster %s was claimed by another run moments ago (another collector on "
-                    "this database): not collected again in this interval",
-                    cluster_id,
-                )
+                refused[cluster_id] = await store.describe_claim(cluster_id)
+                log.info("cluster %s: %s", cluster_id, refused[cluster_id])
             return got
 
         async def on_inventory(inventory: ClusterInventory) -> None:
@@ -239,7 +237,7 @@ async def collect_once(
             claim=claim,
             on_inventory=on_inventory,
         )
-        outcomes = [*loaded.file_outcomes, *result.outcomes]
+        outcomes = [*loaded.file_outcomes, *_note_refused(result.outcomes, refused)]
         report = RunReport(
             run_id,
             run_status_of(outcomes),
@@ -275,6 +273,19 @@ async def collect_once(
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(store.finish_run(run_id, "failed"), 5)
         raise
+
+
+def _note_refused(
+    outcomes: Sequence[TargetOutcome], refused: dict[str, str]
+) -> list[TargetOutcome]:
+    """Targets of clusters another collector claimed stay ``ok`` and ``deduplicated`` (their
+    credentials work); their ledger rows say which run collects the cluster instead."""
+    return [
+        msgspec.structs.replace(o, error_message=refused[o.cluster_id])
+        if o.deduplicated and o.cluster_id in refused and o.error_message is None
+        else o
+        for o in outcomes
+    ]
 
 
 def _abandoned(target: Target) -> TargetOutcome:

@@ -137,8 +137,12 @@ class Store:
         *,
         dsn: str,
         embedded: EmbeddedServer | None = None,
+        connect_timeout: float = 10.0,
     ) -> None:
         self._pool = pool
+        self._connect_timeout = connect_timeout
+        # run_id -> the connection holding that run's liveness lock (see start_run)
+        self._run_locks: dict[int, asyncpg.Connection[asyncpg.Record]] = {}
         self._q = queries
         self.dsn = dsn
         self.embedded = embedded  # EmbeddedServer when kubeinv started its own PostgreSQL
@@ -189,14 +193,52 @@ class Store:
     # ---- runs ------------------------------------------------------------------------------
 
     async def start_run(self) -> int:
-        async def run(conn: Connection) -> int:
-            row = await conn.fetchrow(
-                self._q["start_run"], socket.gethostname(), os.getpid(), collector.__version__
-            )
-            assert row is not None
-            return int(row["run_id"])
+        """Start a run; its collector is seen alive while this store keeps it open.
 
-        return await self._with_conn("starting a run", run)
+        The run holds a session advisory lock (``inventory.run_lock_key``) on a connection of
+        its own until :meth:`finish_run` (or :meth:`close`). When the process dies, PostgreSQL
+        drops the session and the lock with it: other collectors then see the run as dead
+        (``inventory.run_is_live``), its claims stop blocking them, and the next
+        :meth:`start_run` marks it ``abandoned``.
+        """
+        for attempt in range(2):
+            conn: asyncpg.Connection[asyncpg.Record] | None = None
+            try:
+                conn = await asyncpg.connect(self.dsn, timeout=self._connect_timeout)
+                dead = await conn.fetch(self._q["abandon_dead_runs"])
+                if dead:
+                    log.warning(
+                        "runs %s ended without finishing (their collector died): abandoned",
+                        ", ".join(str(row["run_id"]) for row in dead),
+                    )
+                row = await conn.fetchrow(
+                    self._q["start_run"], socket.gethostname(), os.getpid(), collector.__version__
+                )
+                assert row is not None
+                run_id = int(row["run_id"])
+            except _CONNECTION_ERRORS as exc:
+                if conn is not None:
+                    conn.terminate()
+                if attempt == 0:
+                    log.warning("database connection lost while starting a run; retrying once")
+                    continue
+                raise _fail("starting a run", exc) from exc
+            except (asyncpg.PostgresError, TimeoutError) as exc:
+                if conn is not None:
+                    conn.terminate()
+                raise _fail("starting a run", exc) from exc
+            self._run_locks[run_id] = conn
+            return run_id
+        raise AssertionError("unreachable")
+
+    async def _release_run(self, run_id: int) -> None:
+        conn = self._run_locks.pop(run_id, None)
+        if conn is None or conn.is_closed():
+            return
+        try:
+            await conn.close(timeout=5)  # ends the session: releases the run lock
+        except Exception:  # a broken connection: its lock is gone already
+            conn.terminate()
 
     async def finish_run(self, run_id: int, status: str) -> None:
         if status not in RUN_STATUSES:
@@ -206,7 +248,18 @@ class Store:
             if await conn.fetchval(self._q["finish_run"], run_id, status) is None:
                 raise StoreError(f"run {run_id} does not exist")
 
-        await self._with_conn("finishing a run", run)
+        try:
+            await self._with_conn("finishing a run", run)
+        finally:
+            await self._release_run(run_id)
+
+    async def run_is_live(self, run_id: int) -> bool:
+        """Whether the collector of run ``run_id`` is alive (holds the run's lock)."""
+
+        async def run(conn: Connection) -> bool:
+            return bool(await conn.fetchval(self._q["run_is_live"], run_id))
+
+        return await self._with_conn("reading a run's liveness", run)
 
     async def abandon_stale_runs(self, older_than: timedelta) -> int:
         """Mark runs of crashed collectors (still running after ``older_than``) abandoned."""
@@ -228,11 +281,14 @@ class Store:
         """Claim ``cluster_id`` for ``run_id``; False when another collector has it.
 
         Call it after identifying a cluster and before collecting its inventory. A claim is
-        refused while another run that is still in progress holds it (for at most
-        ``stale_after``: a crashed collector's claim expires), and, when ``fresh_within`` is
-        set (the daemon passes about half its interval), while another run claimed it less
-        than that long ago, so that two daemons on one database collect each cluster once per
-        interval. Claiming again for the same run is allowed.
+        refused while another run is collecting the cluster: that run is unfinished, its
+        collector is alive (it holds its run lock, see :meth:`start_run`) and it claimed less
+        than ``stale_after`` ago (a hung collector's claim expires). A killed collector's
+        claims stop blocking as soon as PostgreSQL sees its connection close. When
+        ``fresh_within`` is set (the daemon passes a fraction of its interval), a claim is
+        also refused while another run claimed the cluster less than that long ago and
+        finished normally or stored the cluster, so that two daemons on one database collect
+        each cluster once per interval. Claiming again for the same run is allowed.
         """
 
         async def run(conn: Connection) -> bool:
@@ -246,13 +302,27 @@ class Store:
         return await self._with_conn(f"claiming cluster {cluster_id}", run)
 
     async def claim_holder(self, cluster_id: str) -> dict[str, Any] | None:
-        """Who holds the claim on a cluster (run_id, claimed_at, hostname, pid...)."""
+        """Who holds the claim on a cluster: run_id, claimed_at, started_at, finished_at,
+        status, hostname, pid and ``alive`` (unfinished, collector connected)."""
 
         async def run(conn: Connection) -> dict[str, Any] | None:
             row = await conn.fetchrow(self._q["claim_holder"], cluster_id)
             return dict(row) if row is not None else None
 
         return await self._with_conn("reading a claim", run)
+
+    async def describe_claim(self, cluster_id: str) -> str:
+        """Who holds ``cluster_id``, for the ledger row of a target that did not collect it."""
+        holder = await self.claim_holder(cluster_id)
+        if holder is None:
+            return "not collected by this run: another collector holds it"
+        who = f"run {holder['run_id']}"
+        if holder["hostname"] is not None:
+            who += f" ({holder['hostname']}, pid {holder['pid']})"
+        if holder["alive"]:
+            return f"not collected by this run: {who} is collecting it"
+        at = holder["claimed_at"]
+        return f"not collected by this run: {who} collected it at {at:%Y-%m-%d %H:%M:%S %Z}"
 
     # ---- inventory -------------------------------------------------------------------------
 
@@ -335,6 +405,8 @@ class Store:
         return await self._with_conn(f"reading {source}", run)
 
     async def close(self) -> None:
+        for run_id in list(self._run_locks):
+            await self._release_run(run_id)
         await self._pool.close()
 
 
@@ -364,4 +436,4 @@ async def open_store(
     except _OPEN_ERRORS as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StoreError(f"cannot connect to PostgreSQL at {redact_dsn(dsn)}: {detail}") from exc
-    return Store(pool, load_queries(), dsn=dsn, embedded=embedded)
+    return Store(pool, load_queries(), dsn=dsn, embedded=embedded, connect_timeout=connect_timeout)

@@ -105,21 +105,35 @@ FROM unnest($3::text[], $4::text[], $5::text[], $6::text[])
 -- ---- claims -------------------------------------------------------------------------------
 
 -- name: claim_cluster
--- Take the cluster for run $2 unless another run holds a live claim: one that is still running
--- (and not older than $4, a crashed collector's claim expires), or that finished less than $3
--- ago (the cluster was collected in this interval). Returns a row when claimed.
+-- Take the cluster for run $2 unless another run holds a live claim. A claim blocks while
+--   * its run is still collecting: not finished, its collector alive (it holds its run lock,
+--     see sql/0003_run_liveness.sql) and the claim younger than $4 (a hung collector's claim
+--     expires), or
+--   * the claim is younger than $3 (the daemon's "collected in this interval") and its run
+--     either finished normally or stored the cluster after claiming it.
+-- The claim of a dead collector (SIGKILL, crash) blocks nothing, unless that collector stored
+-- the cluster before it died. Claiming again for the same run is allowed. Returns a row when
+-- claimed.
 INSERT INTO inventory.cluster_claim AS cl (cluster_id, run_id, claimed_at)
 VALUES ($1, $2, now())
 ON CONFLICT (cluster_id) DO UPDATE SET run_id = EXCLUDED.run_id, claimed_at = EXCLUDED.claimed_at
 WHERE cl.run_id = EXCLUDED.run_id
-   OR (cl.claimed_at < now() - $3::interval
-       AND (cl.claimed_at < now() - $4::interval
-            OR NOT EXISTS (SELECT 1 FROM inventory.collection_run r
-                           WHERE r.run_id = cl.run_id AND r.finished_at IS NULL)))
+   OR NOT EXISTS (
+       SELECT 1 FROM inventory.collection_run r
+       WHERE r.run_id = cl.run_id
+         AND ((r.finished_at IS NULL AND cl.claimed_at >= now() - $4::interval
+               AND inventory.run_is_live(r.run_id))
+              OR (cl.claimed_at >= now() - $3::interval
+                  AND (r.status IN ('ok', 'partial', 'failed')
+                       OR EXISTS (SELECT 1 FROM inventory.cluster c
+                                  WHERE c.cluster_id = cl.cluster_id
+                                    AND c.last_collected_at >= cl.claimed_at)))))
 RETURNING run_id;
 
 -- name: claim_holder
-SELECT cl.run_id, cl.claimed_at, r.started_at, r.finished_at, r.hostname, r.pid
+-- alive: the holding run is not finished and its collector still holds its run lock.
+SELECT cl.run_id, cl.claimed_at, r.started_at, r.finished_at, r.status, r.hostname, r.pid,
+       (r.finished_at IS NULL AND inventory.run_is_live(r.run_id)) AS alive
 FROM inventory.cluster_claim cl
 LEFT JOIN inventory.collection_run r ON r.run_id = cl.run_id
 WHERE cl.cluster_id = $1;
@@ -127,9 +141,29 @@ WHERE cl.cluster_id = $1;
 -- ---- ledger -------------------------------------------------------------------------------
 
 -- name: start_run
-INSERT INTO inventory.collection_run (hostname, pid, kubeinv_version)
-VALUES ($1, $2, $3)
-RETURNING run_id, started_at;
+-- Run on the run's own connection: the new run takes its session-level run lock in the same
+-- statement, so that no other session ever sees it without the lock (see run_is_live).
+WITH r AS (
+    INSERT INTO inventory.collection_run (hostname, pid, kubeinv_version)
+    VALUES ($1, $2, $3)
+    RETURNING run_id, started_at
+)
+SELECT r.run_id, r.started_at, pg_advisory_lock(inventory.run_lock_key(r.run_id))
+FROM r;
+
+-- name: release_run_lock
+SELECT pg_advisory_unlock(inventory.run_lock_key($1));
+
+-- name: run_is_live
+SELECT inventory.run_is_live($1);
+
+-- name: abandon_dead_runs
+-- Runs whose collector died (not finished, run lock not held): 'abandoned'. Their finished
+-- clusters were committed one transaction each; the rest kept their state. A run that is in
+-- fact alive but lost its connection (a database restart) sets its own status when it ends.
+UPDATE inventory.collection_run SET status = 'abandoned', finished_at = now()
+WHERE finished_at IS NULL AND NOT inventory.run_is_live(run_id)
+RETURNING run_id;
 
 -- name: finish_run
 UPDATE inventory.collection_run SET finished_at = now(), status = $2

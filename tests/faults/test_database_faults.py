@@ -191,19 +191,17 @@ async def test_two_collectors_at_once_collect_each_cluster_once(sim_fleet, pg_ds
         assert len(mine) == 2  # one ledger row per run
         collected = [r for r in mine if not r["deduplicated"]]
         assert len(collected) == 1, mine  # collected by exactly one of the two collectors
+        # the other ledger row says who collected the cluster instead of it
+        (skipped,) = [r for r in mine if r["deduplicated"]]
+        assert skipped["error_message"].startswith(
+            f"not collected by this run: run {collected[0]['run_id']} ("
+        ), skipped
         assert all(r["status"] == "ok" for r in mine)
         await assert_stored_in_full(pg_dsn, cluster)
     assert {r["cluster_id"]: r["n"] for r in versions} == {c.uid: 1 for c in fleet.clusters}
     assert duplicates == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store claims: a SIGKILLed collector's run stays 'running', and its claims block the "
-    "next collectors for stale_after (1 h); those report the cluster ok+deduplicated although "
-    "nobody collects it. Needs a liveness check of the holding run (e.g. a session advisory "
-    "lock per run, visible in pg_locks). Reported to the store owner.",
-)
 async def test_a_killed_collectors_claims_do_not_block_the_next_run(sim_fleet, pg_dsn, tmp_path):
     fleet: Fleet = await sim_fleet(clusters=[ClusterSpec(name="a", nodes=3)])
     env = cli_env(tmp_path / "home")
@@ -236,3 +234,12 @@ async def test_a_killed_collectors_claims_do_not_block_the_next_run(sim_fleet, p
     again = await kubeinv(*argv, env=env)
     assert again.code == 0, str(again)
     await assert_stored_in_full(pg_dsn, fleet.cluster("a"))
+    conn = await connect(pg_dsn)
+    try:
+        runs = await conn.fetch("SELECT run_id, status FROM inventory.collection_run ORDER BY 1")
+        rows = await conn.fetch("SELECT run_id, deduplicated FROM inventory.cluster_collection")
+    finally:
+        await conn.close()
+    # the killed run is marked abandoned by the next one, which collected the cluster itself
+    assert [r["status"] for r in runs] == ["abandoned", "ok"]
+    assert [(r["run_id"], r["deduplicated"]) for r in rows] == [(runs[1]["run_id"], False)]

@@ -11,7 +11,7 @@ import pytest
 
 from collector.errors import StoreError
 from collector.records import TargetOutcome
-from collector.store import Store
+from collector.store import Store, open_store
 from tests.store.builders import api_resources, cordoned, inventory, node, relabelled, version
 
 HISTORY_TABLES = (
@@ -378,6 +378,74 @@ async def test_claims(store: Store) -> None:
     run_c = await store.start_run()
     assert not await store.claim_cluster(run_c, "c")
     assert await store.claim_cluster(run_c, "c", stale_after=timedelta(0))
+
+
+async def _kill_collector(store: Store, run_id: int) -> None:
+    """What PostgreSQL sees when a collector is SIGKILLed: its run's session goes away."""
+    async with store.connection() as conn:
+        pids = await conn.fetch(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND ((classid::bigint << 32) | objid::bigint) = inventory.run_lock_key($1)",
+            run_id,
+        )
+        assert len(pids) == 1, pids
+        await conn.execute("SELECT pg_terminate_backend($1)", pids[0]["pid"])
+    for _ in range(100):
+        if not await store.run_is_live(run_id):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"run {run_id} still looks alive")
+
+
+async def test_a_dead_collectors_claims_do_not_block(store: Store) -> None:
+    run_a, run_b = await store.start_run(), await store.start_run()
+    assert await store.run_is_live(run_a)
+    assert await store.claim_cluster(run_a, "c")
+    assert not await store.claim_cluster(run_b, "c")
+    assert (await store.describe_claim("c")).endswith(") is collecting it")
+    assert f"run {run_a} (" in await store.describe_claim("c")
+    await _kill_collector(store, run_a)
+    holder = await store.claim_holder("c")
+    assert holder is not None and holder["run_id"] == run_a and not holder["alive"]
+    # No wait for stale_after: the claim of a dead collector blocks nothing.
+    assert await store.claim_cluster(run_b, "c", fresh_within=timedelta(minutes=7))
+    # The next run marks the dead one abandoned; the live one is left alone.
+    await store.start_run()
+    async with store.connection() as conn:
+        statuses = dict(
+            await conn.fetch("SELECT run_id, status FROM inventory.collection_run ORDER BY 1")
+        )
+    assert statuses[run_a] == "abandoned"
+    assert statuses[run_b] == "running"
+
+
+async def test_a_dead_collector_that_stored_the_cluster_counts_for_the_interval(
+    store: Store,
+) -> None:
+    run_a, run_b = await store.start_run(), await store.start_run()
+    assert await store.claim_cluster(run_a, "c")
+    await store.store_inventory(run_a, inventory("c"))
+    await _kill_collector(store, run_a)
+    # Stored in this interval (the daemon's fresh_within): not collected again.
+    assert not await store.claim_cluster(run_b, "c", fresh_within=timedelta(minutes=7))
+    message = await store.describe_claim("c")
+    assert message.startswith(f"not collected by this run: run {run_a} (")
+    assert "collected it at" in message
+    assert await store.claim_cluster(run_b, "c")  # a one-shot collect takes it
+
+
+async def test_finish_run_releases_the_run_lock(store: Store) -> None:
+    run = await store.start_run()
+    assert await store.run_is_live(run)
+    await store.finish_run(run, "ok")
+    assert not await store.run_is_live(run)
+    other = await store.start_run()
+    await store.close()  # closing the store ends its runs' sessions too
+    reopened = await open_store(store.dsn, max_size=1)
+    try:
+        assert not await reopened.run_is_live(other)
+    finally:
+        await reopened.close()
 
 
 async def test_concurrent_claims_have_one_winner(store: Store) -> None:

@@ -186,6 +186,7 @@ async def main() -> None:
             "capacity (90 days)": lambda: reader.capacity(first, today),
             "skew": lambda: reader.skew(only_problems=False),
             "changes --since 7d": lambda: reader.changes_within(timedelta(days=7)),
+            "changes --since 1d": lambda: reader.changes_within(timedelta(days=1)),
             "api-diff": lambda: reader.api_diff("c001", "ctx-2"),
             "eol": reader.eol,
             "removals": reader.removals,

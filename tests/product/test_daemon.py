@@ -163,7 +163,15 @@ async def test_daemon_runs_serves_metrics_survives_a_postgres_restart_and_stops_
         assert samples[("kubeinv_target_up", alpha)] == 1.0
         gamma = ("context", "gamma"), ("kubeconfig", str(fleet.kubeconfig))
         assert samples[("kubeinv_target_up", gamma)] == 0.0
-        assert samples[("kubeinv_nodes_collected_total", ())] >= 10
+        assert samples[("kubeinv_nodes_collected_total", ())] >= 5
+
+        async def nodes_counted_twice() -> bool:
+            # A busy machine may make a run follow the previous one so closely that its claims
+            # defer the clusters to the next tick: wait for two runs that collected them.
+            samples = await _metrics(port)
+            return samples.get(("kubeinv_nodes_collected_total", ()), 0) >= 10
+
+        await _wait_for("nodes counted by two runs", nodes_counted_twice, 60, proc)
         assert any(name == "kubeinv_cluster_last_success_timestamp_seconds" for name, _ in samples)
         assert any(
             name == "kubeinv_target_collections_total" and ("error_class", "Unreachable") in labels

@@ -163,59 +163,80 @@ BEGIN
     ),
     node_changed AS (
         SELECT n.cluster_id, n.valid_from AS at, 'node-changed'::text AS kind, n.name AS subject,
-               '{}'::jsonb
-               || CASE WHEN p.name IS DISTINCT FROM n.name
+               -- the scalar fields are compared as one row first: most changes leave them
+               -- all equal, and then none of their 26 pieces is built or concatenated
+               CASE WHEN (p.name, p.created_at, p.roles, p.ready, p.unschedulable,
+                          p.kubelet_version, p.container_runtime_version, p.os_image,
+                          p.kernel_version, p.architecture, p.operating_system, p.internal_ip,
+                          p.external_ip, p.provider_id, p.cloud_provider, p.region, p.zone,
+                          p.instance_type, p.cpu_capacity_millicores, p.memory_capacity_bytes,
+                          p.pods_capacity, p.ephemeral_storage_capacity_bytes, p.gpu_capacity,
+                          p.cpu_allocatable_millicores, p.memory_allocatable_bytes,
+                          p.pods_allocatable)
+                         IS NOT DISTINCT FROM
+                         (n.name, n.created_at, n.roles, n.ready, n.unschedulable,
+                          n.kubelet_version, n.container_runtime_version, n.os_image,
+                          n.kernel_version, n.architecture, n.operating_system, n.internal_ip,
+                          n.external_ip, n.provider_id, n.cloud_provider, n.region, n.zone,
+                          n.instance_type, n.cpu_capacity_millicores, n.memory_capacity_bytes,
+                          n.pods_capacity, n.ephemeral_storage_capacity_bytes, n.gpu_capacity,
+                          n.cpu_allocatable_millicores, n.memory_allocatable_bytes,
+                          n.pods_allocatable)
+                    THEN '{}'::jsonb
+                    ELSE '{}'::jsonb
+                    || CASE WHEN p.name IS DISTINCT FROM n.name
            THEN jsonb_build_object('name', jsonb_build_object('old', to_jsonb(p.name), 'new', to_jsonb(n.name))) ELSE '{}'::jsonb END
-               || CASE WHEN p.created_at IS DISTINCT FROM n.created_at
+                    || CASE WHEN p.created_at IS DISTINCT FROM n.created_at
            THEN jsonb_build_object('created_at', jsonb_build_object('old', to_jsonb(p.created_at), 'new', to_jsonb(n.created_at))) ELSE '{}'::jsonb END
-               || CASE WHEN p.roles IS DISTINCT FROM n.roles
+                    || CASE WHEN p.roles IS DISTINCT FROM n.roles
            THEN jsonb_build_object('roles', jsonb_build_object('old', to_jsonb(p.roles), 'new', to_jsonb(n.roles))) ELSE '{}'::jsonb END
-               || CASE WHEN p.ready IS DISTINCT FROM n.ready
+                    || CASE WHEN p.ready IS DISTINCT FROM n.ready
            THEN jsonb_build_object('ready', jsonb_build_object('old', to_jsonb(p.ready), 'new', to_jsonb(n.ready))) ELSE '{}'::jsonb END
-               || CASE WHEN p.unschedulable IS DISTINCT FROM n.unschedulable
+                    || CASE WHEN p.unschedulable IS DISTINCT FROM n.unschedulable
            THEN jsonb_build_object('unschedulable', jsonb_build_object('old', to_jsonb(p.unschedulable), 'new', to_jsonb(n.unschedulable))) ELSE '{}'::jsonb END
-               || CASE WHEN p.kubelet_version IS DISTINCT FROM n.kubelet_version
+                    || CASE WHEN p.kubelet_version IS DISTINCT FROM n.kubelet_version
            THEN jsonb_build_object('kubelet_version', jsonb_build_object('old', to_jsonb(p.kubelet_version), 'new', to_jsonb(n.kubelet_version))) ELSE '{}'::jsonb END
-               || CASE WHEN p.container_runtime_version IS DISTINCT FROM n.container_runtime_version
+                    || CASE WHEN p.container_runtime_version IS DISTINCT FROM n.container_runtime_version
            THEN jsonb_build_object('container_runtime_version', jsonb_build_object('old', to_jsonb(p.container_runtime_version), 'new', to_jsonb(n.container_runtime_version))) ELSE '{}'::jsonb END
-               || CASE WHEN p.os_image IS DISTINCT FROM n.os_image
+                    || CASE WHEN p.os_image IS DISTINCT FROM n.os_image
            THEN jsonb_build_object('os_image', jsonb_build_object('old', to_jsonb(p.os_image), 'new', to_jsonb(n.os_image))) ELSE '{}'::jsonb END
-               || CASE WHEN p.kernel_version IS DISTINCT FROM n.kernel_version
+                    || CASE WHEN p.kernel_version IS DISTINCT FROM n.kernel_version
            THEN jsonb_build_object('kernel_version', jsonb_build_object('old', to_jsonb(p.kernel_version), 'new', to_jsonb(n.kernel_version))) ELSE '{}'::jsonb END
-               || CASE WHEN p.architecture IS DISTINCT FROM n.architecture
+                    || CASE WHEN p.architecture IS DISTINCT FROM n.architecture
            THEN jsonb_build_object('architecture', jsonb_build_object('old', to_jsonb(p.architecture), 'new', to_jsonb(n.architecture))) ELSE '{}'::jsonb END
-               || CASE WHEN p.operating_system IS DISTINCT FROM n.operating_system
+                    || CASE WHEN p.operating_system IS DISTINCT FROM n.operating_system
            THEN jsonb_build_object('operating_system', jsonb_build_object('old', to_jsonb(p.operating_system), 'new', to_jsonb(n.operating_system))) ELSE '{}'::jsonb END
-               || CASE WHEN p.internal_ip IS DISTINCT FROM n.internal_ip
+                    || CASE WHEN p.internal_ip IS DISTINCT FROM n.internal_ip
            THEN jsonb_build_object('internal_ip', jsonb_build_object('old', to_jsonb(p.internal_ip), 'new', to_jsonb(n.internal_ip))) ELSE '{}'::jsonb END
-               || CASE WHEN p.external_ip IS DISTINCT FROM n.external_ip
+                    || CASE WHEN p.external_ip IS DISTINCT FROM n.external_ip
            THEN jsonb_build_object('external_ip', jsonb_build_object('old', to_jsonb(p.external_ip), 'new', to_jsonb(n.external_ip))) ELSE '{}'::jsonb END
-               || CASE WHEN p.provider_id IS DISTINCT FROM n.provider_id
+                    || CASE WHEN p.provider_id IS DISTINCT FROM n.provider_id
            THEN jsonb_build_object('provider_id', jsonb_build_object('old', to_jsonb(p.provider_id), 'new', to_jsonb(n.provider_id))) ELSE '{}'::jsonb END
-               || CASE WHEN p.cloud_provider IS DISTINCT FROM n.cloud_provider
+                    || CASE WHEN p.cloud_provider IS DISTINCT FROM n.cloud_provider
            THEN jsonb_build_object('cloud_provider', jsonb_build_object('old', to_jsonb(p.cloud_provider), 'new', to_jsonb(n.cloud_provider))) ELSE '{}'::jsonb END
-               || CASE WHEN p.region IS DISTINCT FROM n.region
+                    || CASE WHEN p.region IS DISTINCT FROM n.region
            THEN jsonb_build_object('region', jsonb_build_object('old', to_jsonb(p.region), 'new', to_jsonb(n.region))) ELSE '{}'::jsonb END
-               || CASE WHEN p.zone IS DISTINCT FROM n.zone
+                    || CASE WHEN p.zone IS DISTINCT FROM n.zone
            THEN jsonb_build_object('zone', jsonb_build_object('old', to_jsonb(p.zone), 'new', to_jsonb(n.zone))) ELSE '{}'::jsonb END
-               || CASE WHEN p.instance_type IS DISTINCT FROM n.instance_type
+                    || CASE WHEN p.instance_type IS DISTINCT FROM n.instance_type
            THEN jsonb_build_object('instance_type', jsonb_build_object('old', to_jsonb(p.instance_type), 'new', to_jsonb(n.instance_type))) ELSE '{}'::jsonb END
-               || CASE WHEN p.cpu_capacity_millicores IS DISTINCT FROM n.cpu_capacity_millicores
+                    || CASE WHEN p.cpu_capacity_millicores IS DISTINCT FROM n.cpu_capacity_millicores
            THEN jsonb_build_object('cpu_capacity_millicores', jsonb_build_object('old', to_jsonb(p.cpu_capacity_millicores), 'new', to_jsonb(n.cpu_capacity_millicores))) ELSE '{}'::jsonb END
-               || CASE WHEN p.memory_capacity_bytes IS DISTINCT FROM n.memory_capacity_bytes
+                    || CASE WHEN p.memory_capacity_bytes IS DISTINCT FROM n.memory_capacity_bytes
            THEN jsonb_build_object('memory_capacity_bytes', jsonb_build_object('old', to_jsonb(p.memory_capacity_bytes), 'new', to_jsonb(n.memory_capacity_bytes))) ELSE '{}'::jsonb END
-               || CASE WHEN p.pods_capacity IS DISTINCT FROM n.pods_capacity
+                    || CASE WHEN p.pods_capacity IS DISTINCT FROM n.pods_capacity
            THEN jsonb_build_object('pods_capacity', jsonb_build_object('old', to_jsonb(p.pods_capacity), 'new', to_jsonb(n.pods_capacity))) ELSE '{}'::jsonb END
-               || CASE WHEN p.ephemeral_storage_capacity_bytes IS DISTINCT FROM n.ephemeral_storage_capacity_bytes
+                    || CASE WHEN p.ephemeral_storage_capacity_bytes IS DISTINCT FROM n.ephemeral_storage_capacity_bytes
            THEN jsonb_build_object('ephemeral_storage_capacity_bytes', jsonb_build_object('old', to_jsonb(p.ephemeral_storage_capacity_bytes), 'new', to_jsonb(n.ephemeral_storage_capacity_bytes))) ELSE '{}'::jsonb END
-               || CASE WHEN p.gpu_capacity IS DISTINCT FROM n.gpu_capacity
+                    || CASE WHEN p.gpu_capacity IS DISTINCT FROM n.gpu_capacity
            THEN jsonb_build_object('gpu_capacity', jsonb_build_object('old', to_jsonb(p.gpu_capacity), 'new', to_jsonb(n.gpu_capacity))) ELSE '{}'::jsonb END
-               || CASE WHEN p.cpu_allocatable_millicores IS DISTINCT FROM n.cpu_allocatable_millicores
+                    || CASE WHEN p.cpu_allocatable_millicores IS DISTINCT FROM n.cpu_allocatable_millicores
            THEN jsonb_build_object('cpu_allocatable_millicores', jsonb_build_object('old', to_jsonb(p.cpu_allocatable_millicores), 'new', to_jsonb(n.cpu_allocatable_millicores))) ELSE '{}'::jsonb END
-               || CASE WHEN p.memory_allocatable_bytes IS DISTINCT FROM n.memory_allocatable_bytes
+                    || CASE WHEN p.memory_allocatable_bytes IS DISTINCT FROM n.memory_allocatable_bytes
            THEN jsonb_build_object('memory_allocatable_bytes', jsonb_build_object('old', to_jsonb(p.memory_allocatable_bytes), 'new', to_jsonb(n.memory_allocatable_bytes))) ELSE '{}'::jsonb END
-               || CASE WHEN p.pods_allocatable IS DISTINCT FROM n.pods_allocatable
+                    || CASE WHEN p.pods_allocatable IS DISTINCT FROM n.pods_allocatable
            THEN jsonb_build_object('pods_allocatable', jsonb_build_object('old', to_jsonb(p.pods_allocatable), 'new', to_jsonb(n.pods_allocatable))) ELSE '{}'::jsonb END
+               END
                || CASE WHEN p.capacity IS DISTINCT FROM n.capacity
            THEN jsonb_build_object('capacity', jsonb_build_object('old', p.capacity, 'new', n.capacity)) ELSE '{}'::jsonb END
                || CASE WHEN p.allocatable IS DISTINCT FROM n.allocatable

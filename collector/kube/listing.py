@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import re
 from dataclasses import dataclass, field
 
 import msgspec
@@ -41,10 +43,32 @@ class _ListHead(msgspec.Struct):
 
 
 _head_decoder = msgspec.json.Decoder(_ListHead)
+# What the apiserver writes before a list's items: optional kind and apiVersion, then metadata.
+_LIST_PREFIX = re.compile(
+    rb'\s*\{\s*(?:"(?:kind|apiVersion)"\s*:\s*"[^"\\]*"\s*,\s*)*"metadata"\s*:\s*'
+)
+_PEEK_BYTES = 4096
+_json_head = json.JSONDecoder()
 
 
 def peek_continue(raw: bytes) -> str | None:
-    """The continue token of a list, without building its items (msgspec skips them)."""
+    """The continue token of a list, without building its items.
+
+    The apiserver writes ``metadata`` before ``items``: when the page starts that way, only its
+    first few KiB are read. Otherwise msgspec scans the whole page (skipping, not building, the
+    items; ~1.9 ms for 500 nodes). The full decode of the page checks the token either way.
+    """
+    match = _LIST_PREFIX.match(raw, 0, _PEEK_BYTES)
+    if match is not None:
+        text = raw[match.end() : match.end() + _PEEK_BYTES].decode("utf-8", "replace")
+        try:
+            meta, _end = _json_head.raw_decode(text)
+        except ValueError:
+            meta = None
+        if isinstance(meta, dict):
+            token = meta.get("continue")
+            if token is None or isinstance(token, str):
+                return token
     try:
         head = _head_decoder.decode(raw)
     except msgspec.MsgspecError:

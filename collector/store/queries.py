@@ -16,16 +16,32 @@ import collector
 from collector.errors import StoreError
 
 SQL_DIR_ENV = "KUBEINV_SQL_DIR"
+PACKAGED_SQL = "_sql"  # sql/ inside a built wheel
 _NAME_LINE = re.compile(r"^--\s*name:\s*([A-Za-z_][A-Za-z0-9_]*)\s*$", re.MULTILINE)
 
 
 def sql_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """The top-level ``sql/`` directory of the repository (or ``$KUBEINV_SQL_DIR``)."""
+    """The SQL folder: migrations ``NNNN_*.sql`` and named queries in ``queries/``.
+
+    ``$KUBEINV_SQL_DIR`` when set; else the repository's top-level ``sql/`` (a source checkout
+    or an editable install: the package sits next to ``pyproject.toml``); else the copy that a
+    built wheel ships as ``collector/_sql`` (see setup.py).
+    """
     env = os.environ if environ is None else environ
     override = env.get(SQL_DIR_ENV)
     if override:
         return Path(override)
-    return Path(collector.__file__).resolve().parents[1] / "sql"
+    package = Path(collector.__file__).resolve().parent
+    repository = package.parent
+    if (repository / "pyproject.toml").is_file() and (repository / "sql").is_dir():
+        return repository / "sql"
+    packaged = package / PACKAGED_SQL
+    if packaged.is_dir():
+        return packaged
+    raise StoreError(
+        f"kubeinv's SQL files are missing: neither {repository / 'sql'} nor {packaged} exists "
+        f"(a broken installation; set {SQL_DIR_ENV} to the folder holding the migrations)"
+    )
 
 
 def parse_queries(text: str, *, source: str = "<string>") -> dict[str, str]:

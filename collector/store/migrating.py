@@ -4,6 +4,10 @@ Each migration runs in its own transaction, under a session advisory lock so tha
 starting together do not race, and is recorded with the sha256 of its file in
 ``inventory.schema_migration``. A migration that was applied and has since changed stops
 everything (``MigrationChecksumError``): migrations are never edited once landed.
+
+After each migration, in its transaction, the runner calls ``inventory.grant_inventory_reader()``
+(sql/0020, 0021) once that function exists, so that the read-only role reads every new view,
+table and function without each migration having to remember it.
 """
 
 from __future__ import annotations
@@ -95,6 +99,10 @@ async def apply_migrations(
             try:
                 async with conn.transaction():
                     await conn.execute(migration.sql)
+                    # Whatever the migration created is readable by inventory_reader at once,
+                    # whether or not the migration remembered to grant it.
+                    if await conn.fetchval(queries["has_grant_inventory_reader"]):
+                        await conn.execute(queries["grant_inventory_reader"])
                     await conn.execute(
                         queries["record_migration"],
                         migration.version,

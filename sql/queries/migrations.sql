@@ -23,3 +23,12 @@ SELECT version, name, checksum, applied_at FROM inventory.schema_migration ORDER
 -- name: record_migration
 INSERT INTO inventory.schema_migration (version, name, checksum, execution_ms)
 VALUES ($1, $2, $3, $4);
+
+-- name: has_grant_inventory_reader
+-- Whether the read-only role's grant function exists yet (sql/0020_inventory_reader_role.sql).
+SELECT to_regprocedure('inventory.grant_inventory_reader()') IS NOT NULL;
+
+-- name: grant_inventory_reader
+-- Grants inventory_reader read access to everything public in schema inventory; does nothing
+-- (returns false) when that role does not exist.
+SELECT inventory.grant_inventory_reader();

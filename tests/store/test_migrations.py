@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import asyncpg
@@ -235,3 +239,75 @@ def test_named_queries_parse() -> None:
         parse_queries("-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;\n")
     with pytest.raises(Exception, match="empty"):
         parse_queries("-- name: a\n\n-- name: b\nSELECT 1;\n")
+
+
+async def test_runner_grants_the_reader_role_what_a_migration_forgot(
+    pg_empty_dsn: str, tmp_path: Path
+) -> None:
+    folder = _copy_sql(tmp_path)
+    (folder / "9997_forgets_to_grant.sql").write_text(
+        "CREATE TABLE inventory.forgotten (x int);\n"
+        "CREATE VIEW inventory.forgotten_view AS SELECT x FROM inventory.forgotten;\n"
+        "CREATE FUNCTION inventory.forgotten_fn() RETURNS int LANGUAGE sql AS 'SELECT 1';\n"
+        "REVOKE EXECUTE ON FUNCTION inventory.forgotten_fn() FROM PUBLIC;\n"
+    )
+    store = await open_store(pg_empty_dsn)
+    try:
+        await store.migrate(folder)
+        async with store.connection() as conn:
+            if not await conn.fetchval("SELECT to_regrole('inventory_reader') IS NOT NULL"):
+                pytest.skip("the migrating role may not create inventory_reader here")
+            granted = await conn.fetchrow(
+                """SELECT has_table_privilege('inventory_reader', 'inventory.forgotten', 'SELECT')
+                            AS tab,
+                          has_table_privilege('inventory_reader', 'inventory.forgotten_view',
+                                              'SELECT') AS view,
+                          has_function_privilege('inventory_reader', 'inventory.forgotten_fn()',
+                                                 'EXECUTE') AS fn,
+                          has_table_privilege('inventory_reader', 'inventory.forgotten',
+                                              'INSERT') AS writes"""
+            )
+        assert dict(granted) == {"tab": True, "view": True, "fn": True, "writes": False}
+    finally:
+        await store.close()
+
+
+def test_sql_dir_is_the_repository_sql_in_a_checkout() -> None:
+    repository = Path(__file__).resolve().parents[2]
+    assert sql_dir({}) == repository / "sql"
+    assert sql_dir({"KUBEINV_SQL_DIR": "/elsewhere"}) == Path("/elsewhere")
+
+
+@pytest.mark.slow
+def test_a_built_wheel_ships_the_sql_folder(tmp_path: Path) -> None:
+    """`pip wheel` puts sql/ into the package as collector/_sql, and an installed copy (no
+    repository around it) finds every migration and named query there."""
+    repository = Path(__file__).resolve().parents[2]
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
+         "-w", str(tmp_path / "wheel"), str(repository)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    if "No matching distribution found for setuptools" in build.stderr:
+        pytest.skip("the build backend (setuptools) cannot be installed here")
+    assert build.returncode == 0, build.stderr
+    (wheel,) = (tmp_path / "wheel").glob("kubeinv-*.whl")
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        archive.extractall(site)
+    for migration in load_migrations():
+        assert f"collector/_sql/{migration.path.name}" in names
+    assert "collector/_sql/queries/store.sql" in names
+    probe = (
+        "from collector.store.queries import sql_dir, load_queries\n"
+        "from collector.store.migrating import load_migrations\n"
+        "print(sql_dir()); print(len(load_migrations())); print('claim_cluster' in load_queries())"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "KUBEINV_SQL_DIR"}
+    env["PYTHONPATH"] = str(site)
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=env,
+        timeout=60, check=True,
+    ).stdout.split()  # fmt: skip
+    assert out == [str(site / "collector" / "_sql"), str(len(load_migrations())), "True"]

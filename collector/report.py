@@ -1,6 +1,6 @@
 """``kubeinv report``: the analytics views as tables, JSON, CSV or HTML charts.
 
-Each report reads one public view or function of schema ``inventory`` (see docs/sql-reference.md)
+Each report reads one public view or function of schema ``inventory`` (see the README, "SQL reference")
 and prints its rows. ``--output json`` is a list of objects keyed by that view's column names;
 ``csv`` has those names as its header. On a terminal the table is drawn with rich; otherwise it
 is plain aligned text (pipes, files).

@@ -1,6 +1,6 @@
 """The read-only ``inventory_reader`` role (sql/0020_inventory_reader_role.sql), on real PostgreSQL.
 
-Decision (documented in the migration and docs/failure-handling.md): the role reads the public
+Decision (documented in the migration and the README, "Failure handling"): the role reads the public
 interface of schema ``inventory``: every view and function, and the documented tables (history,
 run ledger, reference data, ``cluster``). It writes nothing, creates nothing, and cannot read the
 collector's bookkeeping (``cluster_claim``, ``schema_migration``) or use the sequence.

@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import resource
+import shutil
 import signal
 import statistics
 import subprocess
@@ -140,6 +141,7 @@ class SimProcess:
     def __exit__(self, *exc: object) -> None:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(30)
+        shutil.rmtree(self.dir, ignore_errors=True)  # keys, certificates, kubeconfig
 
 
 def run_collect(

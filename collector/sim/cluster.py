@@ -315,7 +315,11 @@ class SimCluster:
                     self._snapshots.popitem(last=False)
             return snap
         snap = self._snapshots.get(resource_version)
-        if snap is None or time.time() - snap.created > self.compaction_seconds:
+        if snap is None:
+            raise ContinueError("expired", "too old resource version")
+        # Compaction only removes superseded revisions: the current one never expires.
+        superseded = resource_version != self.resource_version
+        if superseded and time.time() - snap.created > self.compaction_seconds:
             raise ContinueError("expired", "too old resource version")
         return snap
 

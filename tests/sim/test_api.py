@@ -363,3 +363,18 @@ async def test_label_selector_pages_without_losing_nodes(sim_fleet: FleetFactory
         await get(fleet, cluster, f"/api/v1/nodes?fieldSelector=metadata.name%3D{wanted[1]}")
     ).json()
     assert [n["metadata"]["name"] for n in one["items"]] == [wanted[1]]
+
+
+async def test_only_superseded_list_snapshots_expire(sim_fleet: FleetFactory) -> None:
+    """Compaction removes old revisions; a long-lived server still pages its current one."""
+    fleet = await sim_fleet(clusters=[ClusterSpec(nodes=4)])
+    cluster = fleet.clusters[0]
+    cluster.compaction_seconds = 0.0
+    first = (await get(fleet, cluster, "/api/v1/nodes?limit=2")).json()
+    token = first["metadata"]["continue"]
+    await asyncio.sleep(0.01)
+    current = await get(fleet, cluster, f"/api/v1/nodes?limit=2&continue={token}")
+    assert current.status == 200 and len(current.json()["items"]) == 2
+    cluster.add_node()  # the list's revision is now superseded, and older than compaction
+    superseded = await get(fleet, cluster, f"/api/v1/nodes?limit=2&continue={token}")
+    assert superseded.status == 410

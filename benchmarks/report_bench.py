@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import re
 import statistics
 import time
@@ -26,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from collector import report
 from collector.store import open_store
 from collector.store.reports import ReportReader
 
@@ -146,6 +148,9 @@ async def main() -> None:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--keep", action="store_true", help="keep the scratch database")
     ap.add_argument("--database", help="reuse this existing, already generated database")
+    ap.add_argument(
+        "--only", action="append", help="only the reports whose label contains this (repeatable)"
+    )
     args = ap.parse_args()
 
     name = args.database or f"kubeinv_report_bench_{uuid.uuid4().hex[:8]}"
@@ -191,8 +196,36 @@ async def main() -> None:
             "eol": reader.eol,
             "removals": reader.removals,
         }
-        print(f"{'report':<22} {'rows':>8} {'median ms':>10} {'min ms':>8} {'max ms':>8}")
+
+        async def sql_alone(days: int) -> list[int]:
+            async with store.connection() as conn:
+                n = await conn.fetchval(
+                    "SELECT count(*) FROM inventory.changes(inventory.analytics_now()"
+                    " - $1 * interval '1 day')",
+                    days,
+                )
+            return [0] * int(n)
+
+        async def through_report(output: str, since: str = "7d") -> list[str]:
+            # what `kubeinv report changes --since 7d --output OUTPUT` does after connecting;
+            # the text is written to memory (counted: lines)
+            out = io.StringIO()
+            await report.print_report(store, "changes", output=output, out=out, since=since)
+            return out.getvalue().splitlines()
+
+        queries.update(
+            {
+                "changes 7d: SQL count(*)": lambda: sql_alone(7),
+                "changes 7d: --output json (lines)": lambda: through_report("json"),
+                "changes 7d: --output csv (lines)": lambda: through_report("csv"),
+                "changes 7d: table (lines)": lambda: through_report("table"),
+            }
+        )
+        wanted = args.only
+        print(f"{'report':<34} {'rows':>8} {'median ms':>10} {'min ms':>8} {'max ms':>8}")
         for label, run in queries.items():
+            if wanted and not any(w in label for w in wanted):
+                continue
             times = []
             rows = 0
             for _ in range(args.repeat):
@@ -200,7 +233,7 @@ async def main() -> None:
                 rows = len(await run())
                 times.append((time.perf_counter() - t) * 1000)
             print(
-                f"{label:<22} {rows:>8} {statistics.median(times):>10.0f} {min(times):>8.0f}"
+                f"{label:<34} {rows:>8} {statistics.median(times):>10.0f} {min(times):>8.0f}"
                 f" {max(times):>8.0f}"
             )
     finally:

@@ -1,9 +1,10 @@
 """``kubeinv report``: the analytics views as tables, JSON, CSV or HTML charts.
 
-Each report reads one public view or function of schema ``inventory`` (see the README, "SQL reference")
-and prints its rows. ``--output json`` is a list of objects keyed by that view's column names;
-``csv`` has those names as its header. On a terminal the table is drawn with rich; otherwise it
-is plain aligned text (pipes, files).
+Each report reads one public view or function of schema ``inventory`` (see the README, "SQL
+reference") and prints its rows. ``--output json`` is a list of objects keyed by that view's
+column names; ``csv`` has those names as its header. On a terminal the table is drawn with
+rich; otherwise it is plain aligned text (pipes, files). A table shows at most ``TABLE_LIMIT``
+rows unless ``--limit`` says otherwise, and ends with how many more there are.
 
 Entry points: :func:`add_arguments` and :func:`run` for the CLI; :func:`print_report` and
 :func:`write_html` for other commands (the demo) that already hold an open Store.
@@ -49,6 +50,7 @@ HTML_REPORTS = ("versions", "capacity")
 CLUSTER_FILTER = ("fleet", "skew", "changes", "eol", "removals", "capacity")
 DEFAULT_CHANGES_WINDOW = "7d"
 DEFAULT_HTML_WINDOW = "90d"
+TABLE_LIMIT = 200  # rows a table shows by default; json and csv are complete unless --limit
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -118,9 +120,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skew: every node, not only those out of policy or unknown",
     )
+    parser.add_argument(
+        "--limit",
+        metavar="N",
+        type=_limit,
+        default=None,
+        help=f"at most N rows (0: all). Default: {TABLE_LIMIT} in a table, every row with "
+        "--output json or csv",
+    )
     parser.add_argument("--html", metavar="FILE", default=None,
                         help="versions, capacity: also write a self-contained HTML page with "
                         "charts (no network needed to view it)")  # fmt: skip
+
+
+def _limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of rows (0: all), not {text!r}")
+    return value
 
 
 def _parse_when(text: str, now: datetime) -> datetime:
@@ -191,6 +211,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             cluster=args.cluster,
             all_nodes=args.all,
             html=args.html,
+            limit=args.limit,
         )
     finally:
         await store.close()
@@ -265,9 +286,22 @@ async def print_report(
     cluster: str | None = None,
     all_nodes: bool = False,
     html: str | None = None,
+    limit: int | None = None,
 ) -> int:
-    """Print report ``name`` to ``out`` (default stdout); with ``html``, also write the page."""
+    """Print report ``name`` to ``out`` (default stdout); with ``html``, also write the page.
+
+    ``limit``: at most that many rows (0: all); a table shows :data:`TABLE_LIMIT` by default.
+    """
     stream = out if out is not None else sys.stdout
+    output = output or "table"
+    if limit is None and output == "table":
+        limit = TABLE_LIMIT
+    if name == "changes":
+        # The one report whose answer can be large (every node-changed detail carries the
+        # changed fields' old and new values): only the rows shown are fetched, and JSON
+        # details pass through as the database wrote them.
+        await _print_changes(store, output, stream, since=since, cluster=cluster, limit=limit)
+        return 0
     rows = await fetch_report(
         store, name, clusters=clusters, since=since, until=until, cluster=cluster,
         all_nodes=all_nodes, html=html is not None,
@@ -275,10 +309,38 @@ async def print_report(
     if html:
         names = await _cluster_names(store) if name == "capacity" else {}
         _write_page(name, rows, Path(html), names)
-    render(rows, name, output=output or "table", out=stream)
+    render(rows, name, output=output, out=stream, limit=limit)
     if html and output in (None, "table"):
         print(f"wrote {html}", file=sys.stderr)
     return 0
+
+
+async def _print_changes(
+    store: Store,
+    output: str,
+    out: IO[str],
+    *,
+    since: str | None,
+    cluster: str | None,
+    limit: int | None,
+) -> None:
+    reader = _reader(store)
+    now, _ = await reader.now()
+    start = _parse_when(since or DEFAULT_CHANGES_WINDOW, now)
+    if limit:
+        rows, total = await reader.changes_page(start, limit, cluster)
+    elif output == "json":
+        rows = await reader.changes_raw(start, cluster)
+        total = len(rows)
+    else:
+        rows = await reader.changes(start, cluster)
+        total = len(rows)
+    if output == "json":
+        out.write(to_json(rows) + "\n")
+    elif output == "csv":
+        out.write(to_csv(rows))
+    else:
+        render(rows, "changes", output="table", out=out, total=total)
 
 
 async def write_html(
@@ -326,7 +388,15 @@ _json = msgspec.json.Encoder(enc_hook=_json_default)
 
 
 def to_json(rows: Sequence[Row]) -> str:
-    """A JSON list of objects keyed by column name (dates and times in ISO 8601)."""
+    """A JSON list of objects keyed by column name (dates and times in ISO 8601).
+
+    A ``detail`` that is a str is JSON text from the database (``changes_raw``): it is written
+    as it is, not decoded and encoded again.
+    """
+    for row in rows:
+        detail = row.get("detail")
+        if isinstance(detail, str):
+            row["detail"] = msgspec.Raw(detail.encode())
     return msgspec.json.format(_json.encode(list(rows)), indent=2).decode()
 
 
@@ -398,8 +468,24 @@ def _cell(column: str, value: Any) -> str:
     return str(value)
 
 
-def render(rows: Sequence[Row], name: str, *, output: str, out: IO[str]) -> None:
-    """Write ``rows`` as ``output`` (table, json or csv)."""
+def render(
+    rows: Sequence[Row],
+    name: str,
+    *,
+    output: str,
+    out: IO[str],
+    limit: int | None = None,
+    total: int | None = None,
+) -> None:
+    """Write ``rows`` as ``output`` (table, json or csv).
+
+    ``limit``: at most that many rows (0 or None: all). ``total``: how many rows the report has
+    when ``rows`` is already a first page of it. A table that does not show every row ends with
+    a line saying how many more there are.
+    """
+    if limit:
+        rows = rows[:limit]
+    total = len(rows) if total is None else total
     if output == "json":
         out.write(to_json(rows) + "\n")
         return
@@ -426,8 +512,18 @@ def render(rows: Sequence[Row], name: str, *, output: str, out: IO[str]) -> None
         for line in cells:
             table.add_row(*line)
         Console(file=out).print(table)
+        _more(len(rows), total, out)
         return
     widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
     out.write("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip() + "\n")
     for line in cells:
         out.write("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() + "\n")
+    _more(len(rows), total, out)
+
+
+def _more(shown: int, total: int, out: IO[str]) -> None:
+    if total > shown:
+        out.write(
+            f"... {total - shown:,} more rows ({total:,} in all): use --limit N (0: all) "
+            "or --output json|csv\n"
+        )

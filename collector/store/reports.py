@@ -82,6 +82,24 @@ class ReportReader:
         cid = await self._cluster(cluster)
         return await self._fetch("report_changes", since, cid, what="reading inventory.changes")
 
+    async def changes_raw(self, since: datetime, cluster: str | None = None) -> list[Row]:
+        """:meth:`changes` with ``detail`` as JSON text (str), not decoded: for output as JSON."""
+        cid = await self._cluster(cluster)
+        return await self._fetch("report_changes_raw", since, cid, what="reading inventory.changes")
+
+    async def changes_page(
+        self, since: datetime, limit: int, cluster: str | None = None
+    ) -> tuple[list[Row], int]:
+        """The first ``limit`` rows of :meth:`changes`, and how many rows there are in all."""
+        cid = await self._cluster(cluster)
+        rows = await self._fetch(
+            "report_changes_page", since, cid, limit, what="reading inventory.changes"
+        )
+        total = int(rows[0].pop("total")) if rows else 0
+        for row in rows[1:]:
+            del row["total"]
+        return rows, total
+
     async def changes_within(self, window: timedelta, cluster: str | None = None) -> list[Row]:
         """Changes of the last ``window`` (counted back from the database's now)."""
         now, _ = await self.now()

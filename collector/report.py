@@ -483,9 +483,9 @@ def render(
     when ``rows`` is already a first page of it. A table that does not show every row ends with
     a line saying how many more there are.
     """
+    total = len(rows) if total is None else total
     if limit:
         rows = rows[:limit]
-    total = len(rows) if total is None else total
     if output == "json":
         out.write(to_json(rows) + "\n")
         return

@@ -119,6 +119,34 @@ async def test_changes(fleet_store: Store) -> None:
     assert "kubelet_version: v1.28.5 -> v1.29.1" in "\n".join(table)
 
 
+async def test_changes_json_passes_details_through_unchanged(fleet_store: Store) -> None:
+    # --output json writes the database's JSON text; it must equal the decoded rows' encoding
+    rows = await run_json(fleet_store, "changes", since="30d")
+    decoded = await report.fetch_report(fleet_store, "changes", since="30d")
+    assert len(rows) == len(decoded) > 3
+    assert rows == json.loads(report.to_json(decoded))
+
+
+async def test_table_shows_a_page_and_says_how_many_more(fleet_store: Store) -> None:
+    everything = await run_json(fleet_store, "changes", since="30d")
+    table = await run_table(fleet_store, "changes", since="30d", limit=2)
+    assert len(table) == 1 + 2 + 1
+    assert table[-1] == (
+        f"... {len(everything) - 2:,} more rows ({len(everything):,} in all): "
+        "use --limit N (0: all) or --output json|csv"
+    )
+    assert table[1].split()[0] == everything[0]["cluster_id"]
+    full = await run_table(fleet_store, "changes", since="30d", limit=0)
+    assert len(full) == 1 + len(everything)
+    fleet = await run_table(fleet_store, "fleet", limit=1)
+    assert len(fleet) == 3 and fleet[-1].startswith("... 1 more rows (2 in all)")
+    csv_page = io.StringIO()
+    await report.print_report(
+        fleet_store, "changes", output="csv", out=csv_page, since="30d", limit=2
+    )
+    assert len(csv_page.getvalue().splitlines()) == 1 + 2
+
+
 async def test_api_diff_by_context_and_id(fleet_store: Store) -> None:
     rows = await run_json(fleet_store, "api-diff", clusters=["prod-a", "cluster-b"])
     assert rows[0] == {

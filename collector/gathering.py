@@ -152,36 +152,16 @@ async def gather(
 
     ``client_options`` go to each :class:`KubeClient` (tests pass ``sleep``/``rng``).
     """
-    options = options or GatherOptions()
     started = _now()
-    load_library()  # before any deadline starts
-    with CredentialFiles() as credential_files:
-        run = _Run(
-            options=options,
-            policy=options.request_policy(),
-            progress=progress,
-            claim=claim,
-            on_inventory=on_inventory,
-            credential_files=credential_files,
-            client_options=client_options or {},
-        )
-        semaphore = asyncio.Semaphore(max(1, options.concurrency))
-
-        async def bounded(target: Target) -> TargetOutcome:
-            if target.problem:  # no network, no slot needed
-                return _visit_broken(run, target)
-            async with semaphore:
-                return await _visit(run, target)
-
-        try:
-            async with asyncio.TaskGroup() as tasks:
-                futures = [tasks.create_task(bounded(t)) for t in targets]
-        except BaseExceptionGroup as group:
-            hook_errors = group.subgroup(_HookError)
-            if hook_errors is not None:
-                raise _first_leaf(hook_errors).cause from None
-            raise
-    outcomes = [f.result() for f in futures]
+    outcomes, run = await _visit_all(
+        targets,
+        options or GatherOptions(),
+        progress,
+        claim=claim,
+        on_inventory=on_inventory,
+        client_options=client_options,
+        check_only=False,
+    )
     for inventory in run.inventories:
         inventory.context_names = tuple(run.contexts.get(inventory.cluster_id, ()))
     return CollectionResult(
@@ -201,27 +181,57 @@ async def check_targets(
     async def never(_cluster_id: str) -> bool:
         return False
 
-    options = options or GatherOptions()
+    outcomes, _run = await _visit_all(
+        targets,
+        options or GatherOptions(),
+        progress,
+        claim=never,
+        on_inventory=None,
+        client_options=client_options,
+        check_only=True,
+    )
+    return outcomes
+
+
+async def _visit_all(
+    targets: Sequence[Target],
+    options: GatherOptions,
+    progress: ProgressCallback | None,
+    *,
+    claim: ClaimHook | None,
+    on_inventory: InventorySink | None,
+    client_options: dict[str, Any] | None,
+    check_only: bool,
+) -> tuple[list[TargetOutcome], _Run]:
+    """Visit every target, at most ``options.concurrency`` at once; outcomes in target order."""
     load_library()  # before any deadline starts
     with CredentialFiles() as credential_files:
         run = _Run(
             options=options,
             policy=options.request_policy(),
             progress=progress,
-            claim=never,
-            on_inventory=None,
+            claim=claim,
+            on_inventory=on_inventory,
             credential_files=credential_files,
             client_options=client_options or {},
         )
         semaphore = asyncio.Semaphore(max(1, options.concurrency))
 
         async def bounded(target: Target) -> TargetOutcome:
-            if target.problem:
+            if target.problem:  # no network, no slot needed
                 return _visit_broken(run, target)
             async with semaphore:
-                return await _visit(run, target, check_only=True)
+                return await _visit(run, target, check_only=check_only)
 
-        return list(await asyncio.gather(*(bounded(t) for t in targets)))
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                futures = [tasks.create_task(bounded(t)) for t in targets]
+        except BaseExceptionGroup as group:
+            hook_errors = group.subgroup(_HookError)
+            if hook_errors is not None:
+                raise _first_leaf(hook_errors).cause from None
+            raise
+    return [f.result() for f in futures], run
 
 
 def _first_leaf(group: BaseExceptionGroup[_HookError]) -> _HookError:

@@ -17,8 +17,9 @@
 -- old/new timestamps and added to the detail when read, as 0016 did.
 --
 -- Write cost: an INSERT whose rows have no predecessor (a cluster's first store, new nodes)
--- costs two index probes; a close (UPDATE valid_to) costs the same; only real changes build
--- their details, once, instead of on every read.
+-- costs one pass over the inserted rows and two or three index probes; a close (UPDATE
+-- valid_to) a hash join of its old and new rows and the same probes; only real changes build
+-- their details, once, instead of on every read (benchmarks/README.md, "Report queries").
 --
 -- node-added and node-removed still come from the window's versions, paired by their keys from
 -- the covering indexes of 0014 (index-only); only the unpaired versions are read whole, by
@@ -42,34 +43,62 @@ COMMENT ON TABLE inventory.node_change IS
     'n.valid_from = at) whose fields differ, with the node-changed detail (created_at apart). '
     'Kept by triggers on node_history; read by inventory.changes.';
 
+-- Whether a statement that wrote versions of clusters cs starting or ending at instants ts can
+-- touch any pair: node_change has a row at one of them, or versions both end and start there.
+-- Index probes, one instant at a time (a store writes at one instant; a generic plan for
+-- `= ANY (array)` reads the whole table): false for a first store, new nodes, and a close
+-- before its successors are inserted.
+CREATE FUNCTION inventory.node_change_touches(ts timestamptz[], cs text[])
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+DECLARE
+    t timestamptz;
+BEGIN
+    FOREACH t IN ARRAY coalesce(ts, '{}') LOOP
+        IF EXISTS (SELECT 1 FROM inventory.node_change c
+                   WHERE c.at = t AND c.cluster_id = ANY (cs))
+           OR (EXISTS (SELECT 1 FROM inventory.node_history h
+                       WHERE h.valid_to = t AND h.cluster_id = ANY (cs))
+               AND EXISTS (SELECT 1 FROM inventory.node_history h
+                           WHERE h.valid_from = t AND h.cluster_id = ANY (cs))) THEN
+            RETURN true;
+        END IF;
+    END LOOP;
+    RETURN false;
+END
+$$;
+
 -- Recompute the pairs at the keys (cids[i], uids[i], ats[i]) from node_history.
+-- Hash joins whatever the statistics say: a table just written (a new database, a first big
+-- store) has none, and a nested loop of index probes on valid_to = t (one instant shared by all
+-- the versions a store closed) is quadratic. No JIT in these functions: compiling costs more
+-- than a store's statement (measured: 1.4 s for one close).
 CREATE FUNCTION inventory.node_change_refresh(cids text[], uids text[], ats timestamptz[])
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET jit = off
+SET enable_nestloop = off
 AS $$
 DECLARE
     ts timestamptz[] := ARRAY(SELECT DISTINCT t FROM unnest(ats) t WHERE t IS NOT NULL);
     cs text[] := ARRAY(SELECT DISTINCT c FROM unnest(cids) c);
 BEGIN
-    IF cardinality(ts) = 0 THEN
+    IF NOT inventory.node_change_touches(ts, cs) THEN
         RETURN;
     END IF;
-    IF EXISTS (SELECT 1 FROM inventory.node_change c WHERE c.at = ANY (ts)) THEN
+    -- Dynamic SQL: planned for these very arrays each time (index range scans of the instants).
+    EXECUTE $q$
         DELETE FROM inventory.node_change c
         USING (SELECT DISTINCT k.cluster_id, k.node_uid, k.at
-               FROM unnest(cids, uids, ats) AS k(cluster_id, node_uid, at)) k
-        WHERE c.at = ANY (ts)
-          AND c.at = k.at AND c.cluster_id = k.cluster_id AND c.node_uid = k.node_uid;
-    END IF;
-    -- No version ends at these instants (a first store, new nodes only; a close before its
-    -- successors are inserted): no pair, and nothing more to read.
-    IF NOT EXISTS (SELECT 1 FROM inventory.node_history h
-                   WHERE h.valid_to = ANY (ts) AND h.cluster_id = ANY (cs))
-       OR NOT EXISTS (SELECT 1 FROM inventory.node_history h
-                      WHERE h.valid_from = ANY (ts) AND h.cluster_id = ANY (cs)) THEN
-        RETURN;
-    END IF;
+               FROM unnest($1, $2, $3) AS k(cluster_id, node_uid, at)) k
+        WHERE c.at = ANY ($4)
+          AND c.at = k.at AND c.cluster_id = k.cluster_id AND c.node_uid = k.node_uid
+    $q$ USING cids, uids, ats, ts;
+    EXECUTE $q$
     INSERT INTO inventory.node_change (cluster_id, node_uid, at, name, detail,
                                        created_at_changed, old_created_at, new_created_at)
     SELECT n.cluster_id, n.node_uid, n.valid_from, n.name,
@@ -155,12 +184,12 @@ BEGIN
            THEN jsonb_build_object('conditions', jsonb_build_object('old', p.conditions, 'new', n.conditions)) ELSE '{}'::jsonb END,
            p.created_at IS DISTINCT FROM n.created_at, p.created_at, n.created_at
     FROM (SELECT DISTINCT k.cluster_id, k.node_uid, k.at
-          FROM unnest(cids, uids, ats) AS k(cluster_id, node_uid, at)) k
+          FROM unnest($1, $2, $3) AS k(cluster_id, node_uid, at)) k
     JOIN (SELECT h.* FROM inventory.node_history h
-          WHERE h.valid_from = ANY (ts) AND h.cluster_id = ANY (cs)) n
+          WHERE h.valid_from = ANY ($4) AND h.cluster_id = ANY ($5)) n
       ON n.cluster_id = k.cluster_id AND n.node_uid = k.node_uid AND n.valid_from = k.at
     JOIN (SELECT h.* FROM inventory.node_history h
-          WHERE h.valid_to = ANY (ts) AND h.cluster_id = ANY (cs)) p
+          WHERE h.valid_to = ANY ($4) AND h.cluster_id = ANY ($5)) p
       ON p.cluster_id = k.cluster_id AND p.node_uid = k.node_uid AND p.valid_to = k.at
     WHERE (p.name, p.created_at, p.roles, p.ready, p.unschedulable, p.kubelet_version,
           p.container_runtime_version, p.os_image, p.kernel_version, p.architecture,
@@ -176,7 +205,8 @@ BEGIN
           n.region, n.zone, n.instance_type, n.cpu_capacity_millicores,
           n.memory_capacity_bytes, n.pods_capacity, n.ephemeral_storage_capacity_bytes,
           n.gpu_capacity, n.cpu_allocatable_millicores, n.memory_allocatable_bytes,
-          n.pods_allocatable, n.capacity, n.allocatable, n.labels, n.taints, n.conditions);
+          n.pods_allocatable, n.capacity, n.allocatable, n.labels, n.taints, n.conditions)
+    $q$ USING cids, uids, ats, ts, cs;
 END
 $$;
 COMMENT ON FUNCTION inventory.node_change_refresh(text[], text[], timestamptz[]) IS
@@ -188,18 +218,30 @@ COMMENT ON FUNCTION inventory.node_change_refresh(text[], text[], timestamptz[])
 CREATE FUNCTION inventory.node_change_after_insert() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
 DECLARE
+    ts timestamptz[];
+    cs text[];
     cids text[];
     uids text[];
     ats timestamptz[];
 BEGIN
-    SELECT array_agg(k.cluster_id), array_agg(k.node_uid), array_agg(k.at)
+    -- one pass over the rows: their clusters and instants (usually one of each)
+    WITH g AS MATERIALIZED (
+        SELECT r.cluster_id, r.valid_from, r.valid_to FROM new_rows r GROUP BY 1, 2, 3
+    )
+    SELECT ARRAY(SELECT g.valid_from FROM g UNION SELECT g.valid_to FROM g
+                 WHERE g.valid_to IS NOT NULL),
+           ARRAY(SELECT DISTINCT g.cluster_id FROM g)
+    INTO ts, cs;
+    IF NOT inventory.node_change_touches(ts, cs) THEN
+        RETURN NULL;
+    END IF;
+    SELECT array_agg(r.cluster_id), array_agg(r.node_uid), array_agg(t.at)
     INTO cids, uids, ats
-    FROM (SELECT r.cluster_id, r.node_uid, r.valid_from AS at FROM new_rows r
-          UNION ALL
-          SELECT r.cluster_id, r.node_uid, r.valid_to FROM new_rows r
-          WHERE r.valid_to IS NOT NULL) k;
+    FROM new_rows r CROSS JOIN LATERAL (VALUES (r.valid_from), (r.valid_to)) t(at)
+    WHERE t.at IS NOT NULL;
     PERFORM inventory.node_change_refresh(cids, uids, ats);
     RETURN NULL;
 END
@@ -208,18 +250,30 @@ $$;
 CREATE FUNCTION inventory.node_change_after_delete() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
 DECLARE
+    ts timestamptz[];
+    cs text[];
     cids text[];
     uids text[];
     ats timestamptz[];
 BEGIN
-    SELECT array_agg(k.cluster_id), array_agg(k.node_uid), array_agg(k.at)
+    -- one pass over the rows: their clusters and instants (usually one of each)
+    WITH g AS MATERIALIZED (
+        SELECT r.cluster_id, r.valid_from, r.valid_to FROM old_rows r GROUP BY 1, 2, 3
+    )
+    SELECT ARRAY(SELECT g.valid_from FROM g UNION SELECT g.valid_to FROM g
+                 WHERE g.valid_to IS NOT NULL),
+           ARRAY(SELECT DISTINCT g.cluster_id FROM g)
+    INTO ts, cs;
+    IF NOT inventory.node_change_touches(ts, cs) THEN
+        RETURN NULL;
+    END IF;
+    SELECT array_agg(r.cluster_id), array_agg(r.node_uid), array_agg(t.at)
     INTO cids, uids, ats
-    FROM (SELECT r.cluster_id, r.node_uid, r.valid_from AS at FROM old_rows r
-          UNION ALL
-          SELECT r.cluster_id, r.node_uid, r.valid_to FROM old_rows r
-          WHERE r.valid_to IS NOT NULL) k;
+    FROM old_rows r CROSS JOIN LATERAL (VALUES (r.valid_from), (r.valid_to)) t(at)
+    WHERE t.at IS NOT NULL;
     PERFORM inventory.node_change_refresh(cids, uids, ats);
     RETURN NULL;
 END
@@ -231,6 +285,8 @@ $$;
 CREATE FUNCTION inventory.node_change_after_update() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET jit = off
+SET enable_nestloop = off
 AS $$
 DECLARE
     cids text[];
@@ -285,6 +341,7 @@ $$;
 CREATE FUNCTION inventory.node_change_after_truncate() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
 BEGIN
     DELETE FROM inventory.node_change;

@@ -241,6 +241,7 @@ async def store_cluster(
     cid = inv.cluster_id
     async with conn.transaction():
         await conn.execute(q["lock_cluster"], cid)
+        await conn.execute(q["store_memory"])
         when: datetime = at if at is not None else await conn.fetchval(q["version_time"])
         complete = (
             inv.version is not None

@@ -8,6 +8,13 @@
 -- Transaction-scoped advisory lock on one cluster: stores and claims of a cluster serialize.
 SELECT pg_advisory_xact_lock(hashtextextended('kubeinv.cluster:' || $1, 0));
 
+-- name: store_memory
+-- Memory for this store transaction only. The statement triggers on node_history (0013, 0017)
+-- keep every row a statement inserts in a transition table; within work_mem it stays in memory,
+-- beyond it spills to a temporary file that is written and read back (a first store of 20,000
+-- nodes is ~40 MB of rows). 64 MB holds ~30,000 node versions; more still spill, as before.
+SELECT set_config('work_mem', '64MB', true);
+
 -- name: upsert_cluster
 -- $1 cluster_id, $2 cluster_id_source, $3 server_url, $4 provider, $5 context_names,
 -- $6 discovery_mode, $7 at, $8 status, $9 error, $10 run_id

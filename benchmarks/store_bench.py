@@ -67,9 +67,23 @@ def _hashed(record: Any) -> Any:
     return msgspec.structs.replace(record, content_hash=content_hash(record))
 
 
+SHAPE = {"lean": False}  # --lean-nodes: no jsonb content (set by main)
+
+
 def make_node(cluster: str, i: int, generation: int = 0) -> NodeRecord:
+    node = _make_node(cluster, i, generation)
+    if SHAPE["lean"]:
+        # The same node without its maps: every jsonb column gets its empty default. What the
+        # write path costs apart from PostgreSQL's jsonb input (benchmarks/README.md).
+        node = msgspec.structs.replace(
+            node, capacity={}, allocatable={}, labels={}, taints=(), conditions=()
+        )
+    return _hashed(node)
+
+
+def _make_node(cluster: str, i: int, generation: int) -> NodeRecord:
     pool = f"pool-{i % 7}"
-    return _hashed(
+    return (
         NodeRecord(
             node_uid=f"{cluster}-{i:06d}-0000-4000-8000-{i:012d}",
             name=f"ip-10-{i // 65536 % 256}-{i // 256 % 256}-{i % 256}.eu-west-1.compute.internal",
@@ -284,7 +298,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     else:
         base = Path(tempfile.mkdtemp(prefix="kinv-bench-"))
         base.chmod(0o755)
-        server = EmbeddedServer(base / "data")
+        server = EmbeddedServer(base / "data", bindirs=[Path(args.bindir)] if args.bindir else None)
         t0 = time.perf_counter()
         server.ensure_running()
         print(f"embedded PostgreSQL fresh start: {time.perf_counter() - t0:.2f} s", file=sys.stderr)
@@ -292,6 +306,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     name = f"kinv_bench_{uuid.uuid4().hex[:8]}"
     conn = await asyncpg.connect(admin)
     await conn.execute(f'CREATE DATABASE "{name}"')
+    version = await conn.fetchval("SHOW server_version")
+    print(f"PostgreSQL {version}; load average {os.getloadavg()[0]:.2f}", file=sys.stderr)
     await conn.close()
     parts = urlsplit(admin)
     dsn = urlunsplit(parts._replace(path="/" + name))
@@ -317,8 +333,20 @@ def main() -> None:
     parser.add_argument("--fleet-repeat", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--bindir",
+        help="PostgreSQL binaries for the private server (default: kubeinv's own choice, system "
+        "binaries first, then pgserver's), e.g. the pgserver wheel's pginstall/bin",
+    )
+    parser.add_argument(
+        "--lean-nodes",
+        action="store_true",
+        help="nodes without labels, taints, conditions and resource maps (empty jsonb)",
+    )
     args = parser.parse_args()
+    SHAPE["lean"] = args.lean_nodes
     results = asyncio.run(main_async(args))
+    print(f"load average at the end {os.getloadavg()[0]:.2f}", file=sys.stderr)
     if args.json:
         print(json.dumps(results, indent=2))
         return

@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from collector.errors import EmbeddedServerError
 from collector.store import open_store
 from collector.store.embedded import EmbeddedServer, default_data_dir, embedded_dsn
 
@@ -340,3 +341,49 @@ def test_fresh_start_collect_as_non_root(base: Path) -> None:
     pid = server.running_pid()
     assert pid is not None and _owner_of_process(pid) == nobody.pw_uid
     os.kill(pid, signal.SIGINT)
+
+
+def _fake_install(root: Path, version: str) -> Path:
+    """A directory with initdb, pg_ctl and a postgres that prints ``version`` for -V."""
+    bindir = root / version / "bin"
+    bindir.mkdir(parents=True)
+    for name in ("initdb", "pg_ctl", "postgres"):
+        script = bindir / name
+        script.write_text(f"#!/bin/sh\necho 'postgres (PostgreSQL) {version}'\n")
+        script.chmod(0o755)
+    for path in (root, root / version):
+        path.chmod(0o755)
+    return bindir
+
+
+def test_newest_binaries_are_chosen_for_a_new_data_dir(base: Path) -> None:
+    old = _fake_install(base / "bins", "15.20")
+    new = _fake_install(base / "bins", "16.2")
+    server = EmbeddedServer(base / "data", bindirs=[old, new])
+    assert server._usable_bindir() == new
+    # A tie keeps the given order (system binaries come first).
+    other = _fake_install(base / "other", "16.4")
+    assert EmbeddedServer(base / "data", bindirs=[other, new])._usable_bindir() == other
+
+
+def test_an_existing_data_dir_keeps_its_major_version(base: Path) -> None:
+    old = _fake_install(base / "bins", "15.20")
+    new = _fake_install(base / "bins", "16.2")
+    pgdata = base / "data" / "pgdata"
+    pgdata.mkdir(parents=True)
+    (pgdata / "PG_VERSION").write_text("15\n")
+    assert EmbeddedServer(base / "data", bindirs=[new, old])._usable_bindir() == old
+
+
+def test_an_existing_data_dir_without_its_binaries_is_refused_by_name(base: Path) -> None:
+    new = _fake_install(base / "bins", "16.2")
+    pgdata = base / "data" / "pgdata"
+    pgdata.mkdir(parents=True)
+    (pgdata / "PG_VERSION").write_text("14\n")
+    server = EmbeddedServer(base / "data", bindirs=[new])
+    with pytest.raises(EmbeddedServerError) as caught:
+        server._usable_bindir()
+    message = str(caught.value)
+    assert "created by PostgreSQL 14" in message
+    assert str(pgdata) in message
+    assert f"16 in {new}" in message

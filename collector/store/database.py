@@ -105,7 +105,29 @@ def _decode_inet(data: bytes) -> str:
     return text if bits == full else f"{text}/{bits}"
 
 
+# Kernel send buffer of each connection's socket (the kernel doubles it, up to twice
+# net.core.wmem_max). asyncpg hands COPY data to the transport in 512 KiB chunks and encodes the
+# next chunk only when the transport has drained, without returning to the event loop in
+# between: the server then has only what the socket holds to work on while the client encodes.
+# With the default buffer (~208 KiB, ~100 node rows) the backend of a 20,000-node first store
+# waited for the client ~15% of the time; with a larger one it keeps busy (benchmarks/README.md,
+# "Store").
+SEND_BUFFER_BYTES = 2 * 1024 * 1024
+
+
+def _enlarge_send_buffer(conn: Connection) -> None:
+    transport = getattr(conn, "_transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+    except OSError as exc:  # a smaller buffer is only slower
+        log.debug("cannot enlarge the socket send buffer: %s", exc)
+
+
 async def _init_connection(conn: Connection) -> None:
+    _enlarge_send_buffer(conn)
     await conn.set_type_codec(
         "inet",
         schema="pg_catalog",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -12,6 +14,7 @@ import pytest
 from collector.errors import StoreError
 from collector.records import TargetOutcome
 from collector.store import Store, open_store
+from collector.store.database import SEND_BUFFER_BYTES
 from tests.store.builders import api_resources, cordoned, inventory, node, relabelled, version
 
 HISTORY_TABLES = (
@@ -479,3 +482,12 @@ async def test_node_that_comes_back_keeps_its_first_seen_at(store: Store) -> Non
             "SELECT count(*) FROM inventory.node_history WHERE name = 'node-1'"
         )
     assert versions == 2
+
+
+async def test_connections_get_a_large_socket_send_buffer(store: Store) -> None:
+    """COPY keeps the backend busy only if the socket holds more than one asyncpg chunk."""
+    wmem_max = int(await asyncio.to_thread(Path("/proc/sys/net/core/wmem_max").read_text))
+    expected = 2 * min(SEND_BUFFER_BYTES, wmem_max)  # the kernel doubles what it is given
+    async with store.connection() as conn:
+        sock = conn._transport.get_extra_info("socket")  # type: ignore[union-attr]
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) >= expected

@@ -308,7 +308,7 @@ class EmbeddedServer:
                 "KUBEINV_DATABASE_URL"
             )
         majors = {bindir: server_major(bindir) for bindir in found}
-        # Newest first (a newer server is faster: PostgreSQL 16 parses jsonb with about a third
+        # Newest first (a newer server is faster: PostgreSQL 16 parses jsonb with ~30%
         # fewer instructions than 15, benchmarks/README.md); the system's first on a tie.
         bindirs = sorted(found, key=lambda b: -(majors[b] or 0))
         version_file = self.pgdata / "PG_VERSION"

@@ -11,8 +11,11 @@ from typing import Any
 import msgspec
 import pytest
 
+import collector.gathering
 from collector.errors import StoreError
 from collector.records import TargetOutcome
+from collector.running import LoadedTargets, collect_once
+from collector.settings import Settings
 from collector.store import Store, open_store
 from collector.store.database import SEND_BUFFER_BYTES
 from tests.store.builders import api_resources, cordoned, inventory, node, relabelled, version
@@ -491,3 +494,25 @@ async def test_connections_get_a_large_socket_send_buffer(store: Store) -> None:
     async with store.connection() as conn:
         sock = conn._transport.get_extra_info("socket")  # type: ignore[union-attr]
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) >= expected
+
+
+async def test_a_run_stopped_by_an_unexpected_error_is_finished_and_releases_its_lock(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug inside a run must not leave it live: its claims would block the daemon's next runs."""
+
+    async def broken_gather(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(collector.gathering, "gather", broken_gather)
+    with pytest.raises(RuntimeError, match="a bug"):
+        await collect_once(Settings(), store=store, loaded=LoadedTargets([], []))
+    async with store.connection() as conn:
+        run = await conn.fetchrow(
+            "SELECT run_id, status, finished_at FROM inventory.collection_run "
+            "ORDER BY run_id DESC LIMIT 1"
+        )
+    assert run is not None
+    assert run["status"] == "failed"
+    assert run["finished_at"] is not None
+    assert not await store.run_is_live(run["run_id"])

@@ -335,8 +335,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
         "--bindir",
-        help="PostgreSQL binaries for the private server (default: kubeinv's own choice, system "
-        "binaries first, then pgserver's), e.g. the pgserver wheel's pginstall/bin",
+        help="PostgreSQL binaries for the private server (default: those kubeinv's embedded "
+        "server would use, the newest of the system's and pgserver's), e.g. "
+        "/usr/lib/postgresql/15/bin",
     )
     parser.add_argument(
         "--lean-nodes",

@@ -271,7 +271,8 @@ async def collect_once(
     except Exception:
         # Whatever stopped the run (the database, or a bug): the run is finished as failed, which
         # also releases its liveness lock. Without that, a daemon that keeps its store open would
-        # keep the run "live" and its claims would refuse its own next runs these clusters.
+        # keep the run "live", and its claims would keep the daemon's next runs from collecting
+        # those clusters.
         if store is not None and run_id is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(store.finish_run(run_id, "failed"), 5)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+import types
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -48,6 +50,7 @@ from collector.records import (
 )
 from collector.store import Store, open_store
 from collector.store.embedded import EmbeddedServer
+from collector.store.writing import NODE_COLUMNS
 
 CREATED = datetime(2024, 5, 1, tzinfo=UTC)
 CONDITIONS = (
@@ -229,6 +232,45 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+async def copy_replayed(store: Store, cluster: str, repeat: int) -> dict[str, Any]:
+    """The server's share of a first store alone: the cluster's current node rows, exported once
+    as COPY binary data, then copied from memory (no client-side encoding) in a store-like
+    transaction, each time as a new cluster: the cluster id (also the prefix of the node uids)
+    is replaced by another of the same length, so every run inserts new keys, as a first store
+    does."""
+    buf = io.BytesIO()
+    columns = ", ".join(NODE_COLUMNS)
+    async with store.connection() as conn:
+        await conn.copy_from_query(
+            f"SELECT {columns} FROM inventory.node_history "
+            "WHERE cluster_id = $1 AND valid_to IS NULL",
+            cluster,
+            output=buf,
+            format="binary",
+        )
+    payload = buf.getvalue()
+    runs = []
+    for rep in range(repeat):
+        other = f"rep{rep}-{uuid.uuid4().hex}"[: len(cluster)]
+        data = payload.replace(cluster.encode(), other.encode())
+
+        async def replay(data: bytes = data) -> Any:
+            async with store.connection() as conn, conn.transaction():
+                await conn.execute("SELECT set_config('work_mem', '64MB', true)")
+                status = await conn.copy_to_table(
+                    "node_history",
+                    schema_name="inventory",
+                    source=io.BytesIO(data),
+                    columns=list(NODE_COLUMNS),
+                    format="binary",
+                )
+            written = int(status.split()[-1])
+            return types.SimpleNamespace(versions_written=written, versions_closed=0)
+
+        runs.append(await measure(store, replay))
+    return median_of(runs)
+
+
 async def bench(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
     store = await open_store(dsn, max_size=args.concurrency + 1)
     try:
@@ -259,6 +301,10 @@ async def bench(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
         results[f"cluster_{args.nodes}_first_store"] = median_of(first)
         results[f"cluster_{args.nodes}_unchanged_restore"] = median_of(unchanged)
         results[f"cluster_{args.nodes}_5pct_changed_restore"] = median_of(changed)
+        if args.server_only:
+            results[f"cluster_{args.nodes}_copy_replayed"] = await copy_replayed(
+                store, cluster, args.repeat
+            )
 
         fleet_first, fleet_again = [], []
         for rep in range(args.fleet_repeat):
@@ -338,6 +384,12 @@ def main() -> None:
         help="PostgreSQL binaries for the private server (default: those kubeinv's embedded "
         "server would use, the newest of the system's and pgserver's), e.g. "
         "/usr/lib/postgresql/15/bin",
+    )
+    parser.add_argument(
+        "--server-only",
+        action="store_true",
+        help="also replay the last first store's node rows as COPY binary data from memory: "
+        "what the server alone takes, with no client encoding",
     )
     parser.add_argument(
         "--lean-nodes",

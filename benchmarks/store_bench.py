@@ -50,6 +50,7 @@ from collector.records import (
 )
 from collector.store import Store, open_store
 from collector.store.embedded import EmbeddedServer
+from collector.store.queries import load_queries
 from collector.store.writing import NODE_COLUMNS
 
 CREATED = datetime(2024, 5, 1, tzinfo=UTC)
@@ -256,7 +257,7 @@ async def copy_replayed(store: Store, cluster: str, repeat: int) -> dict[str, An
 
         async def replay(data: bytes = data) -> Any:
             async with store.connection() as conn, conn.transaction():
-                await conn.execute("SELECT set_config('work_mem', '64MB', true)")
+                await conn.execute(load_queries()["store_memory"])  # as the store does
                 status = await conn.copy_to_table(
                     "node_history",
                     schema_name="inventory",

@@ -51,7 +51,7 @@ from collector.records import (
 from collector.store import Store, open_store
 from collector.store.embedded import EmbeddedServer
 from collector.store.queries import load_queries
-from collector.store.writing import NODE_COLUMNS
+from collector.store.writing import NODE_COLUMNS, node_row
 
 CREATED = datetime(2024, 5, 1, tzinfo=UTC)
 CONDITIONS = (
@@ -272,17 +272,70 @@ async def copy_replayed(store: Store, cluster: str, repeat: int) -> dict[str, An
     return median_of(runs)
 
 
+# --reference: the method DESIGN.md's "~40,000 rows/s" was measured with (COPY into a staging
+# table, then one INSERT ... SELECT ... ON CONFLICT), on the same node rows. "bare" is a table of
+# the same columns with only the unique key: no analytics indexes, no statement triggers.
+REFERENCE_BARE = """
+CREATE TABLE IF NOT EXISTS public.reference_bare (LIKE inventory.node_history INCLUDING DEFAULTS);
+CREATE UNIQUE INDEX IF NOT EXISTS reference_bare_key ON public.reference_bare (cluster_id, node_uid)
+"""
+REFERENCE_TARGETS = {
+    "node_history": ("inventory.node_history", "(cluster_id, node_uid) WHERE valid_to IS NULL"),
+    "bare": ("public.reference_bare", "(cluster_id, node_uid)"),
+}
+
+
+async def reference_store(store: Store, target: str, cluster: str, nodes: list[NodeRecord]) -> Any:
+    """One first store of ``nodes`` the reference way: the same rows as the write path sends
+    (``node_row``, so the same client encoding), COPY into a temporary staging table, then one
+    ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` into ``target``, in one transaction."""
+    table, conflict = REFERENCE_TARGETS[target]
+    columns = ", ".join(NODE_COLUMNS)
+    when = CREATED
+    async with store.connection() as conn, conn.transaction():
+        await conn.execute(load_queries()["store_memory"])  # as the store does
+        await conn.execute(
+            "CREATE TEMP TABLE reference_stage (LIKE inventory.node_history INCLUDING DEFAULTS) "
+            "ON COMMIT DROP"
+        )
+        await conn.copy_records_to_table(
+            "reference_stage",
+            records=(node_row(cluster, when, r, when) for r in nodes),
+            columns=NODE_COLUMNS,
+        )
+        status = await conn.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM reference_stage "
+            f"ON CONFLICT {conflict} DO NOTHING"
+        )
+    written = int(status.split()[-1])
+    return types.SimpleNamespace(versions_written=written, versions_closed=0)
+
+
 async def bench(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
     store = await open_store(dsn, max_size=args.concurrency + 1)
     try:
         await store.migrate()
+        if args.reference:
+            async with store.connection() as conn:
+                await conn.execute(REFERENCE_BARE)
         results: dict[str, Any] = {}
         first, unchanged, changed = [], [], []
+        reference: dict[str, list[dict[str, Any]]] = {t: [] for t in REFERENCE_TARGETS}
         for rep in range(args.repeat):
             cluster = f"big-{rep}-{uuid.uuid4().hex[:6]}"
             nodes = [make_node(cluster, i) for i in range(args.nodes)]
             inv = make_inventory(cluster, nodes)
             first.append(await measure(store, lambda inv=inv: store.store_inventory(None, inv)))
+            for target, runs in reference.items() if args.reference else ():
+                # Interleaved with the first stores; each time as a new cluster (new keys).
+                other = f"ref-{rep}-{uuid.uuid4().hex[:6]}"
+                other_nodes = [make_node(other, i) for i in range(args.nodes)]
+                runs.append(
+                    await measure(
+                        store,
+                        lambda t=target, o=other, n=other_nodes: reference_store(store, t, o, n),
+                    )
+                )
             unchanged.append(
                 await measure(
                     store, lambda inv=inv: store.store_inventory(None, inv), checkpoint=True
@@ -302,6 +355,8 @@ async def bench(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
         results[f"cluster_{args.nodes}_first_store"] = median_of(first)
         results[f"cluster_{args.nodes}_unchanged_restore"] = median_of(unchanged)
         results[f"cluster_{args.nodes}_5pct_changed_restore"] = median_of(changed)
+        for target, runs in reference.items() if args.reference else ():
+            results[f"cluster_{args.nodes}_reference_{target}"] = median_of(runs)
         if args.server_only:
             results[f"cluster_{args.nodes}_copy_replayed"] = await copy_replayed(
                 store, cluster, args.repeat
@@ -396,6 +451,14 @@ def main() -> None:
         "--lean-nodes",
         action="store_true",
         help="nodes without labels, taints, conditions and resource maps (empty jsonb)",
+    )
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="also store the same node rows the way DESIGN.md's reference figure was measured "
+        "(COPY into a staging table, then one INSERT ... SELECT ... ON CONFLICT), into "
+        "node_history and into a bare table with only the unique key; interleaved with the "
+        "first stores",
     )
     args = parser.parse_args()
     SHAPE["lean"] = args.lean_nodes

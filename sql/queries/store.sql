@@ -10,10 +10,13 @@ SELECT pg_advisory_xact_lock(hashtextextended('kubeinv.cluster:' || $1, 0));
 
 -- name: store_memory
 -- Memory for this store transaction only. The statement triggers on node_history (0013, 0017)
--- keep every row a statement inserts in a transition table; within work_mem it stays in memory,
--- beyond it spills to a temporary file that is written and read back (a first store of 20,000
--- nodes is ~40 MB of rows). 64 MB holds ~30,000 node versions; more still spill, as before.
-SELECT set_config('work_mem', '64MB', true);
+-- keep every row a statement inserts in one transition table; within work_mem it stays in
+-- memory, beyond it spills to a temporary file that is written once and read back by each
+-- trigger. Each row is counted at its allocation size, the next power of two: a ~2.2 KB node
+-- version takes 4 KB, so a first store of 20,000 nodes needs ~82 MB (it spilled at 64 MB: 5,197
+-- writes and 10,396 reads of 8 KB under strace). 256 MB holds ~60,000 such versions; memory is
+-- only taken as rows arrive, so small stores use little.
+SELECT set_config('work_mem', '256MB', true);
 
 -- name: upsert_cluster
 -- $1 cluster_id, $2 cluster_id_source, $3 server_url, $4 provider, $5 context_names,

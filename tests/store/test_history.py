@@ -18,6 +18,8 @@ from collector.running import LoadedTargets, collect_once
 from collector.settings import Settings
 from collector.store import Store, open_store
 from collector.store.database import SEND_BUFFER_BYTES
+from collector.store.queries import load_queries
+from collector.store.writing import store_cluster
 from tests.store.builders import api_resources, cordoned, inventory, node, relabelled, version
 
 HISTORY_TABLES = (
@@ -516,3 +518,24 @@ async def test_a_run_stopped_by_an_unexpected_error_is_finished_and_releases_its
     assert run["status"] == "failed"
     assert run["finished_at"] is not None
     assert not await store.run_is_live(run["run_id"])
+
+
+async def test_a_large_first_store_keeps_the_trigger_rows_in_memory(store: Store) -> None:
+    """The statement triggers' transition table of a big first store must not spill to disk.
+
+    10,000 node versions of ~5 KB take 8 KB each in memory (~80 MB): more than 64 MB, within the
+    store transaction's work_mem. A spill writes every row to a temporary file and reads it back
+    once per trigger."""
+    labels = {f"example.com/label-{k:02d}": "v" * 90 for k in range(30)}
+    nodes = tuple(node(i, cluster="big", labels=labels) for i in range(10_000))
+    async with store.connection() as conn:
+        if await conn.fetchval("SELECT to_regproc('pg_stat_force_next_flush') IS NULL"):
+            pytest.skip("needs PostgreSQL 15 or newer (pg_stat_force_next_flush)")
+        await store_cluster(conn, load_queries(), None, inventory("big", nodes=nodes))
+        await conn.execute("SELECT pg_stat_force_next_flush()")  # this backend's counters
+        stored, temp_files = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM inventory.node_current WHERE cluster_id = 'big'), "
+            "temp_files FROM pg_stat_database WHERE datname = current_database()"
+        )
+    assert stored == 10_000
+    assert temp_files == 0

@@ -183,18 +183,20 @@ async def wal_lsn(conn: Any) -> int:
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-async def server_cpu(conn: Any) -> float:
-    """CPU seconds used so far by every backend of this database (a local server only)."""
+async def server_cpu(conn: Any) -> tuple[float, float]:
+    """User and system CPU seconds used so far by every backend of this database (a local
+    server only)."""
     pids = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
-    return sum(_process_cpu(row["pid"]) for row in pids)
+    times = [_process_cpu(row["pid"]) for row in pids]
+    return sum(t[0] for t in times), sum(t[1] for t in times)
 
 
-def _process_cpu(pid: int) -> float:
+def _process_cpu(pid: int) -> tuple[float, float]:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICK
+        return 0.0, 0.0
+    return int(fields[11]) / _TICK, int(fields[12]) / _TICK
 
 
 async def measure(store: Store, coro_factory: Any, *, checkpoint: bool = False) -> dict[str, Any]:
@@ -210,7 +212,7 @@ async def measure(store: Store, coro_factory: Any, *, checkpoint: bool = False) 
     client = time.process_time() - client_before
     async with store.connection() as conn:
         after = await wal_lsn(conn)
-        server = await server_cpu(conn) - server_before
+        server_user, server_sys = await server_cpu(conn)
     stats_list = stats if isinstance(stats, list) else [stats]
     return {
         "seconds": elapsed,
@@ -218,13 +220,18 @@ async def measure(store: Store, coro_factory: Any, *, checkpoint: bool = False) 
         "closed": sum(s.versions_closed for s in stats_list),
         "wal_bytes": after - before,
         "client_cpu": client,
-        "server_cpu": server,
+        "server_cpu": server_user + server_sys - sum(server_before),
+        # The kernel's share (writes to the page cache). On this VM its cost per write varies
+        # several-fold within an invocation, where the backend's user time does not.
+        "server_sys": server_sys - server_before[1],
     }
 
 
 def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     keys = runs[0].keys()
     out = {k: statistics.median(r[k] for r in runs) for k in keys}
+    out["seconds_min"] = min(r["seconds"] for r in runs)
+    out["seconds_max"] = max(r["seconds"] for r in runs)
     written = out["written"]
     out["rows_per_s"] = written / out["seconds"] if out["seconds"] else 0
     # What an idle 2-core machine would allow: client and server run on separate cores.
@@ -467,13 +474,20 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    header = f"{'case (median)':42} {'seconds':>8} {'written':>7} {'closed':>6} {'rows/s':>7}"
-    print(f"{header} {'WAL':>12} {'client CPU':>10} {'server CPU':>10} {'CPU-bound rows/s':>16}")
+    header = (
+        f"{'case (median)':42} {'seconds':>8} {'(min-max)':>13} {'written':>7} {'closed':>6} "
+        f"{'rows/s':>7}"
+    )
+    print(
+        f"{header} {'WAL':>12} {'client CPU':>10} {'server CPU':>10} {'of it sys':>9} "
+        f"{'CPU-bound rows/s':>16}"
+    )
     for case, r in results.items():
         print(
-            f"{case:42} {r['seconds']:8.3f} {r['written']:7.0f} {r['closed']:6.0f} "
+            f"{case:42} {r['seconds']:8.3f} {r['seconds_min']:6.3f}-{r['seconds_max']:.3f} "
+            f"{r['written']:7.0f} {r['closed']:6.0f} "
             f"{r['rows_per_s']:7.0f} {r['wal_bytes'] / 1024:8.1f} KiB {r['client_cpu']:9.2f}s "
-            f"{r['server_cpu']:9.2f}s {r['cpu_bound_rows_per_s']:16.0f}"
+            f"{r['server_cpu']:9.2f}s {r['server_sys']:8.2f}s {r['cpu_bound_rows_per_s']:16.0f}"
         )
 
 

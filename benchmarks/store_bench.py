@@ -232,6 +232,11 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out = {k: statistics.median(r[k] for r in runs) for k in keys}
     out["seconds_min"] = min(r["seconds"] for r in runs)
     out["seconds_max"] = max(r["seconds"] for r in runs)
+    # Each run in order (--json): later runs of an invocation can be slower (benchmarks/README).
+    out["runs"] = [
+        {k: round(r[k], 3) for k in ("seconds", "server_cpu", "server_sys", "client_cpu")}
+        for r in runs
+    ]
     written = out["written"]
     out["rows_per_s"] = written / out["seconds"] if out["seconds"] else 0
     # What an idle 2-core machine would allow: client and server run on separate cores.

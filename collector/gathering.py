@@ -1,11 +1,16 @@
 """Fan-out over targets: one task per target, bounded concurrency, a deadline per cluster.
 
 Every target (kubeconfig file, context) is authenticated and identified (``/version`` and the
-kube-system UID). The first context that identifies a cluster collects its inventory (cluster
-services, API discovery, nodes, concurrently); the others get ``ok`` with ``deduplicated`` when
-their credentials work, ``failed`` when they do not. Nothing a target does can delay another
-past its own deadline or raise out of :func:`gather`: every failure becomes that target's
-outcome, with a redacted message.
+kube-system UID). Of the contexts that reach one cluster, the first in target order collects
+its inventory (cluster services, API discovery, nodes, concurrently); the others get ``ok`` with
+``deduplicated`` when their credentials work, ``failed`` when they do not. The first in order,
+not the first to answer: the collecting context decides the stored server URL, the proxy URLs
+of the cluster's services and what its credentials may read, so a race would make them change
+from run to run (and write history for it). A target that identified a cluster therefore waits,
+at most ``request_timeout``, for the earlier targets that may reach the same cluster (same CA,
+port and path, or the same URL without a CA) to identify theirs. Beyond that wait, nothing a
+target does can delay another past its own deadline or raise out of :func:`gather`: every
+failure becomes that target's outcome, with a redacted message.
 
 Hooks for the caller (the CLI and the store):
 
@@ -29,12 +34,14 @@ Hooks for the caller (the CLI and the store):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from collector.errors import (
     BrokenContextError,
@@ -123,7 +130,12 @@ class _Run:
     on_inventory: InventorySink | None
     credential_files: CredentialFiles
     client_options: dict[str, Any]
+    targets: Sequence[Target] = ()
     owners: dict[str, Target] = field(default_factory=dict)  # cluster_id -> collecting target
+    # Per target position: set once the target knows whether it collects (or failed before).
+    decided: list[asyncio.Event] = field(default_factory=list)
+    # Positions of the targets that may reach the same cluster, by _reach_key.
+    same_reach: dict[tuple[object, ...], list[int]] = field(default_factory=dict)
     contexts: dict[str, list[str]] = field(default_factory=dict)  # cluster_id -> context names
     inventories: list[ClusterInventory] = field(default_factory=list)
 
@@ -214,18 +226,25 @@ async def _visit_all(
             on_inventory=on_inventory,
             credential_files=credential_files,
             client_options=client_options or {},
+            targets=targets,
+            decided=[asyncio.Event() for _ in targets],
         )
+        for position, target in enumerate(targets):
+            run.same_reach.setdefault(_reach_key(target), []).append(position)
         semaphore = asyncio.Semaphore(max(1, options.concurrency))
 
-        async def bounded(target: Target) -> TargetOutcome:
-            if target.problem:  # no network, no slot needed
-                return _visit_broken(run, target)
-            async with semaphore:
-                return await _visit(run, target, check_only=check_only)
+        async def bounded(position: int, target: Target) -> TargetOutcome:
+            try:
+                if target.problem:  # no network, no slot needed
+                    return _visit_broken(run, target)
+                async with semaphore:
+                    return await _visit(run, position, target, check_only=check_only)
+            finally:
+                run.decided[position].set()
 
         try:
             async with asyncio.TaskGroup() as tasks:
-                futures = [tasks.create_task(bounded(t)) for t in targets]
+                futures = [tasks.create_task(bounded(i, t)) for i, t in enumerate(targets)]
         except BaseExceptionGroup as group:
             hook_errors = group.subgroup(_HookError)
             if hook_errors is not None:
@@ -281,7 +300,40 @@ def _visit_broken(run: _Run, target: Target) -> TargetOutcome:
     return outcome
 
 
-async def _visit(run: _Run, target: Target, *, check_only: bool = False) -> TargetOutcome:
+def _reach_key(target: Target) -> tuple[object, ...]:
+    """Targets with equal keys may reach the same cluster under different URLs: the same CA,
+    port and path (a public and a private endpoint, a DNS name and an IP). Without a CA
+    (insecure, or the system's trust), only the same URL."""
+    url = target.server_url or ""
+    if target.ca_bytes:
+        try:
+            parts = urlsplit(url)
+            port = parts.port or 443
+        except ValueError:
+            return ("url", url)
+        return ("ca", target.ca_bytes, port, parts.path.rstrip("/"))
+    return ("url", url)
+
+
+async def _wait_for_earlier_targets(run: _Run, position: int, deadline: Deadline) -> None:
+    """Wait until the earlier targets that may reach this target's cluster know whether they
+    collect it; at most ``request_timeout`` (an earlier one that hangs loses its turn)."""
+    earlier = [
+        run.decided[i]
+        for i in run.same_reach[_reach_key(run.targets[position])]
+        if i < position and not run.decided[i].is_set()
+    ]
+    if not earlier:
+        return
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(min(run.options.request_timeout, deadline.remaining())):
+            for event in earlier:
+                await event.wait()
+
+
+async def _visit(
+    run: _Run, position: int, target: Target, *, check_only: bool = False
+) -> TargetOutcome:
     started, started_at = time.monotonic(), _now()
     run.emit("started", target)
     deadline = Deadline.after(run.options.cluster_timeout)
@@ -328,9 +380,12 @@ async def _visit(run: _Run, target: Target, *, check_only: bool = False) -> Targ
         cluster_id = identity.cluster_id
         run.emit("identified", target, cluster_id=cluster_id)
         run.contexts.setdefault(cluster_id, []).append(target.context_name)
+        if not check_only:
+            await _wait_for_earlier_targets(run, position, deadline)
         first = cluster_id not in run.owners
         if first:
             run.owners[cluster_id] = target
+        run.decided[position].set()
         collect = first and not check_only
         if collect and run.claim is not None:
             try:

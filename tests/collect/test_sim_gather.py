@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import yaml
 
 from collector.gathering import GatherOptions, ProgressEvent, check_targets, gather
 from collector.sim.fleet import ClusterSpec, Fleet, FleetSpec
@@ -244,3 +245,44 @@ async def test_secrets_never_in_messages():
         result = await gather(targets, FAST)
     text = repr(result.outcomes)
     assert token not in text
+
+
+async def test_the_first_context_in_order_collects_a_shared_cluster_every_run():
+    """Not the first to answer: the exec context runs a process before it can ask anything, so
+    the token context behind it identifies the cluster first, and still the exec one collects."""
+    spec = FleetSpec(clusters=[ClusterSpec(name="a", users=("exec", "token"))])
+    async with Fleet(spec) as fleet:
+        for _ in range(3):
+            _result, outcomes = await run(fleet)
+            assert (outcomes["a"].status, outcomes["a"].deduplicated) == ("ok", False)
+            assert (outcomes["a-token"].status, outcomes["a-token"].deduplicated) == ("ok", True)
+
+
+async def test_a_cluster_reached_under_two_urls_is_stored_under_the_first_contexts_url():
+    """The collecting context decides the stored server URL and the services' proxy URLs; a
+    race between the contexts would change them (and write service history) from run to run."""
+    spec = FleetSpec(clusters=[ClusterSpec(name="a", users=("exec", "token"))])
+    async with Fleet(spec) as fleet:
+        config = yaml.safe_load(fleet.kubeconfig.read_text())
+        (cluster,) = config["clusters"]
+        by_name = dict(cluster, name="a-by-name")
+        by_name["cluster"] = dict(
+            cluster["cluster"],
+            server=cluster["cluster"]["server"].replace("127.0.0.1", "localhost"),
+        )
+        config["clusters"].append(by_name)
+        for context in config["contexts"]:
+            if context["name"] == "a":  # the exec context, first in the file
+                context["context"]["cluster"] = "a-by-name"
+        path = fleet.kubeconfig.with_name("two-urls.kubeconfig")  # beside exec-plugin.sh
+        path.write_text(yaml.safe_dump(config))
+        targets = load_targets([str(path)]).targets
+        for _ in range(3):
+            result = await gather(targets, FAST)
+            (inventory,) = result.inventories
+            assert inventory.server_url == by_name["cluster"]["server"]
+            assert inventory.services
+            assert all(
+                s.proxy_url.startswith(by_name["cluster"]["server"]) for s in inventory.services
+            )
+            assert sorted(inventory.context_names) == ["a", "a-token"]

@@ -155,7 +155,8 @@ def _collection_flags(p: argparse.ArgumentParser) -> None:
         type=float,
         metavar="SECONDS",
         default=S,
-        help="timeout of each API request; also bounds each exec credential plugin run "
+        help="timeout of each API request; also bounds each exec credential plugin run, and "
+        "how long a context waits for an earlier one that may reach the same cluster "
         "(default: 10)",
     )
     g.add_argument(

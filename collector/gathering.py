@@ -76,7 +76,8 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class GatherOptions:
     concurrency: int = 32
-    request_timeout: float = 10.0  # per request attempt; also bounds each exec plugin run
+    # Per request attempt; also bounds each exec plugin run and _wait_for_earlier_targets.
+    request_timeout: float = 10.0
     cluster_timeout: float = 60.0  # per cluster (target), retries included
     page_size: int = 500
     max_retries: int = 4

@@ -221,8 +221,8 @@ async def measure(store: Store, coro_factory: Any, *, checkpoint: bool = False) 
         "wal_bytes": after - before,
         "client_cpu": client,
         "server_cpu": server_user + server_sys - sum(server_before),
-        # The kernel's share (writes to the page cache). On this VM its cost per write varies
-        # several-fold within an invocation, where the backend's user time does not.
+        # The kernel's share (writes to the page cache). On this VM the cost of each write can
+        # change several-fold within an invocation (benchmarks/README.md, "Store").
         "server_sys": server_sys - server_before[1],
     }
 

@@ -211,5 +211,6 @@ def proxy_secrets(proxy_url: str | None) -> tuple[str, ...]:
     if not proxy_url:
         return ()
     parts = urllib.parse.urlsplit(proxy_url)
-    password = parts.password
-    return tuple(s for s in (password, urllib.parse.unquote(password or "")) if s and len(s) >= 4)
+    password = parts.password or ""
+    candidates = dict.fromkeys((password, urllib.parse.unquote(password)))
+    return tuple(s for s in candidates if len(s) >= 4)

@@ -1,6 +1,6 @@
 """Kubeconfig files -> targets: one :class:`Target` per (kubeconfig file, context).
 
-Which files are read (DESIGN.md, "Which kubeconfigs are read"):
+Which files are read:
 
 1. paths given explicitly (flags or configuration): each file stands alone, a directory means
    its files, a glob its matches. Two files naming their contexts alike give two targets.
@@ -13,24 +13,19 @@ Parsing is pure: :func:`targets_from_config` turns one loaded document into targ
 references (token files, client keys, CA files) are read through an injectable reader. Loading
 is thin: :func:`load_targets` only finds files, ``yaml.safe_load``\\ s them and delegates.
 
-Relative paths (``certificate-authority``, ``client-certificate``, ``client-key``,
-``tokenFile``, an exec ``command`` containing a ``/``) are made absolute against the directory
-of the file that defined the entry, as kubectl resolves them. A token file is read and inlined
-with surrounding whitespace (its trailing newline) stripped, as kubectl does (kubernetes-asyncio
-36.x would send the newline). A context whose cluster or user is missing is a target with
-``problem`` set: it is never collected, never falls back to ``localhost:8080`` and never prompts
-for a password.
+What one context's entries mean (paths, token files, kubectl's refusals, impersonation,
+secrets) is :mod:`collector.kubeconfig`'s; each entry is resolved against the directory of the
+file that defined it. A context whose cluster or user is missing, or that kubectl would refuse,
+is a target with ``problem`` set: it is never collected, never falls back to
+``localhost:8080`` and never prompts for a password.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import copy
 import fnmatch
 import glob
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +33,7 @@ from typing import Any
 import yaml
 
 from collector.errors import KubeconfigError
+from collector.kubeconfig import FileReader, Interpretation, interpret
 
 __all__ = [
     "IN_CLUSTER_CONTEXT",
@@ -59,12 +55,6 @@ SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 IN_CLUSTER_PATH = "<in-cluster>"
 IN_CLUSTER_CONTEXT = "in-cluster"
 
-FileReader = Callable[[str], bytes]
-
-_AUTH_PROVIDER_SECRET_KEYS = frozenset(
-    {"id-token", "refresh-token", "client-secret", "access-token", "access_token"}
-)
-
 
 @dataclass(frozen=True)
 class Target:
@@ -82,6 +72,21 @@ class Target:
     secrets: tuple[str, ...] = field(default=(), repr=False)  # exact secret strings
     ca_bytes: bytes | None = field(default=None, repr=False)  # CA certificate content
     is_current: bool = False  # the current-context of its file (or of the merged KUBECONFIG)
+    proxy_url: str | None = field(default=None, repr=False)  # the cluster's proxy-url
+    # Impersonate-* headers of the user's as/as-uid/as-groups/as-user-extra (groups repeat).
+    impersonation: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def user_entry(self) -> Mapping[str, Any]:
+        """The context's user entry, paths absolute and a token file inlined ({} if none)."""
+        users = self.config.get("users") or []
+        return users[0]["user"] if users else {}
+
+    @property
+    def cluster_entry(self) -> Mapping[str, Any]:
+        """The context's cluster entry, paths absolute ({} if none)."""
+        clusters = self.config.get("clusters") or []
+        return clusters[0]["cluster"] if clusters else {}
 
     @property
     def broken(self) -> bool:
@@ -122,85 +127,21 @@ def _named_entries(doc: Mapping[str, Any], key: str, payload: str) -> dict[str, 
     return entries
 
 
-def _absolute(value: Any, base_dir: str) -> Any:
-    if isinstance(value, str) and value and not os.path.isabs(value):
-        return os.path.normpath(os.path.join(base_dir, os.path.expanduser(value)))
-    return value
-
-
-def _resolve_cluster_paths(cluster: dict[str, Any], base_dir: str) -> dict[str, Any]:
-    cluster = copy.deepcopy(cluster)
-    if "certificate-authority" in cluster:
-        cluster["certificate-authority"] = _absolute(cluster["certificate-authority"], base_dir)
-    return cluster
-
-
-def _resolve_user_paths(user: dict[str, Any], base_dir: str) -> dict[str, Any]:
-    user = copy.deepcopy(user)
-    for key in ("client-certificate", "client-key", "tokenFile"):
-        if key in user:
-            user[key] = _absolute(user[key], base_dir)
-    exec_conf = user.get("exec")
-    if isinstance(exec_conf, dict):
-        command = exec_conf.get("command")
-        # kubectl resolves an exec command against the kubeconfig's directory only when it
-        # names a path; a bare name is looked up on PATH.
-        if isinstance(command, str) and "/" in command:
-            exec_conf["command"] = _absolute(command, base_dir)
-    return user
-
-
-def _auth_kind(user: Mapping[str, Any]) -> str:
-    if user.get("exec"):
-        return "exec"
-    if user.get("auth-provider"):
-        return "auth-provider"
-    if user.get("client-certificate") or user.get("client-certificate-data"):
-        return "client-certificate"
-    if user.get("token"):
-        return "token"
-    if user.get("tokenFile"):
-        return "token-file"
-    if user.get("username") or user.get("password"):
-        return "basic"
-    return "none"
-
-
-def _b64decode(value: Any) -> bytes | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return base64.b64decode(value, validate=False)
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _collect_secrets(user: Mapping[str, Any], extra: Iterable[str]) -> tuple[str, ...]:
-    found: list[str] = []
-
-    def add(value: Any) -> None:
-        if isinstance(value, str) and value and value not in found:
-            found.append(value)
-
-    add(user.get("token"))
-    add(user.get("password"))
-    key_data = user.get("client-key-data")
-    add(key_data)
-    if (decoded := _b64decode(key_data)) is not None:
-        add(decoded.decode("utf-8", "replace").strip())
-    exec_conf = user.get("exec")
-    if isinstance(exec_conf, Mapping):
-        for env in exec_conf.get("env") or ():
-            if isinstance(env, Mapping):
-                add(env.get("value"))
-    provider = user.get("auth-provider")
-    if isinstance(provider, Mapping) and isinstance(provider.get("config"), Mapping):
-        for key, value in provider["config"].items():
-            if key in _AUTH_PROVIDER_SECRET_KEYS:
-                add(value)
-    for value in extra:
-        add(value)
-    return tuple(found)
+def _standalone_config(
+    context_name: str, context: Mapping[str, Any], meaning: Interpretation
+) -> dict[str, Any]:
+    """A kubeconfig holding exactly this context, its cluster and its user."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": (
+            [{"name": context["cluster"], "cluster": meaning.cluster}] if meaning.cluster else []
+        ),
+        "users": [{"name": context["user"], "user": meaning.user}] if meaning.user else [],
+        "contexts": [{"name": context_name, "context": dict(context)}],
+        "current-context": context_name,
+        "preferences": {},
+    }
 
 
 def _build_target(
@@ -214,99 +155,28 @@ def _build_target(
     read_file: FileReader,
 ) -> Target:
     """One context -> one Target. ``clusters``/``users`` map names to (entry, defining dir)."""
-    where = f"file {path}, context {context_name!r}"
-    cluster_name = context.get("cluster") if isinstance(context.get("cluster"), str) else None
-    user_name = context.get("user") if isinstance(context.get("user"), str) else None
-    problems: list[str] = []
-    cluster: dict[str, Any] = {}
-    user: dict[str, Any] = {}
-    cluster_found = user_found = False
-    if not cluster_name:
-        problems.append("the context names no cluster")
-    elif cluster_name not in clusters:
-        problems.append(f"cluster {cluster_name!r} is not defined")
-    else:
-        entry, base_dir = clusters[cluster_name]
-        cluster = _resolve_cluster_paths(entry, base_dir)
-        cluster_found = True
-    if not user_name:
-        problems.append("the context names no user")
-    elif user_name not in users:
-        problems.append(f"user {user_name!r} is not defined")
-    else:
-        entry, base_dir = users[user_name]
-        user = _resolve_user_paths(entry, base_dir)
-        user_found = True
-
-    server = cluster.get("server") if isinstance(cluster.get("server"), str) else None
-    if cluster_found and not server:
-        problems.append(f"cluster {cluster_name!r} has no server")
-
-    extra_secrets: list[str] = []
-    ca_bytes: bytes | None = None
-    if cluster:
-        if cluster.get("certificate-authority-data"):
-            ca_bytes = _b64decode(cluster["certificate-authority-data"])
-            if ca_bytes is None:
-                problems.append("certificate-authority-data is not valid base64")
-        elif isinstance(cluster.get("certificate-authority"), str):
-            try:
-                ca_bytes = read_file(cluster["certificate-authority"])
-            except OSError as exc:
-                problems.append(
-                    f"certificate-authority {cluster['certificate-authority']}: "
-                    f"{exc.strerror or exc}"
-                )
-    auth_kind = _auth_kind(user) if user else "none"
-    if user:
-        has_cert = user.get("client-certificate") or user.get("client-certificate-data")
-        if has_cert and not (user.get("client-key") or user.get("client-key-data")):
-            problems.append("client certificate without client key")
-        if isinstance(user.get("client-key"), str):
-            try:
-                extra_secrets.append(read_file(user["client-key"]).decode("utf-8", "replace"))
-            except OSError as exc:
-                problems.append(f"client-key {user['client-key']}: {exc.strerror or exc}")
-        token_file = user.get("tokenFile")
-        if isinstance(token_file, str) and token_file and not user.get("token"):
-            try:
-                # client-go trims surrounding whitespace (strings.TrimSpace) from token files.
-                token = read_file(token_file).decode("utf-8", "replace").strip()
-            except OSError as exc:
-                problems.append(f"tokenFile {token_file}: {exc.strerror or exc}")
-            else:
-                if token:
-                    # Inlined so that the client sends it without the trailing newline, as
-                    # kubectl does (kubernetes-asyncio 36.x would send the file verbatim).
-                    user["token"] = token
-                else:
-                    problems.append(f"tokenFile {token_file} is empty")
-        if user.get("token"):
-            user.pop("tokenFile", None)
-
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": cluster_name, "cluster": cluster}] if cluster_found else [],
-        "users": [{"name": user_name, "user": user}] if user_found else [],
-        "contexts": [{"name": context_name, "context": dict(context)}],
-        "current-context": context_name,
-        "preferences": {},
-    }
+    meaning = interpret(context, clusters=clusters, users=users, read_file=read_file)
+    problem = "; ".join(meaning.problems)
     return Target(
         kubeconfig_path=path,
         context_name=context_name,
-        cluster_name=cluster_name,
-        user_name=user_name,
-        server_url=server,
-        auth_kind=auth_kind,
-        insecure_skip_tls_verify=bool(cluster.get("insecure-skip-tls-verify")),
-        config=config,
-        problem=f"{where}: {'; '.join(problems)}" if problems else None,
-        secrets=_collect_secrets(user, extra_secrets),
-        ca_bytes=ca_bytes,
+        cluster_name=_name(context.get("cluster")),
+        user_name=_name(context.get("user")),
+        server_url=meaning.server,
+        auth_kind=meaning.auth_kind,
+        insecure_skip_tls_verify=bool((meaning.cluster or {}).get("insecure-skip-tls-verify")),
+        config=_standalone_config(context_name, context, meaning),
+        problem=f"file {path}, context {context_name!r}: {problem}" if problem else None,
+        secrets=meaning.secrets,
+        ca_bytes=meaning.ca_bytes,
         is_current=current,
+        proxy_url=meaning.proxy_url,
+        impersonation=meaning.impersonation,
     )
+
+
+def _name(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _check_document(doc: Any, path: str) -> Mapping[str, Any]:

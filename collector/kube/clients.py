@@ -1,12 +1,14 @@
 """Building one authenticated client per target with kubernetes-asyncio.
 
 kubernetes-asyncio loads the target's self-contained kubeconfig (client certificates, tokens,
-token files, OIDC, basic auth; TLS settings, proxy, tls-server-name). Three things are done
-around it, each a known trap of kubernetes-asyncio 36.x:
+OIDC, basic auth; TLS settings, tls-server-name), which :mod:`collector.kubeconfig` has already
+interpreted (paths resolved, token files inlined and stripped, kubectl's refusals found). Around
+the loader:
 
-- exec plugins are run by :mod:`collector.kube.exec_plugin` (directory-relative command, timeout),
-  and the loader gets the credential they return;
-- a ``tokenFile``'s surrounding whitespace is stripped, as kubectl does;
+- exec plugins are run by :mod:`collector.kube.exec_plugin` (with a timeout), and the loader
+  gets the credential they return;
+- the session follows kubectl's proxy rules (:func:`collector.proxies.select_proxy`, SOCKS5
+  included) and sends the target's impersonation headers (:mod:`collector.kube.routing`);
 - the certificate files the loader writes for ``*-data`` fields go into a private directory
   (:class:`CredentialFiles`) that is removed when the run ends.
 
@@ -23,7 +25,6 @@ import os
 import shutil
 import ssl
 import tempfile
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from collector import __version__
@@ -36,6 +37,8 @@ from collector.errors import (
 from collector.kube.exec_plugin import run_exec_plugin
 from collector.kube.policy import Deadline, RequestPolicy
 from collector.kube.requesting import KubeClient
+from collector.kube.routing import open_session, request_proxy, tls_context
+from collector.proxies import describe_proxy, select_proxy
 
 if TYPE_CHECKING:
     from collector.targets import Target
@@ -69,13 +72,6 @@ class CredentialFiles:
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
-
-
-def _named(entries: Any, name: str | None) -> dict[str, Any] | None:
-    for entry in entries or ():
-        if isinstance(entry, Mapping) and entry.get("name") == name:
-            return entry  # type: ignore[return-value]
-    return None
 
 
 def load_library() -> None:
@@ -116,20 +112,13 @@ async def open_client(
     from kubernetes_asyncio.config.kube_config import KubeConfigLoader  # noqa: PLC0415
 
     config = copy.deepcopy(dict(target.config))
-    context = _named(config.get("contexts"), target.context_name)
-    if context is None:
-        raise BrokenContextError(f"context {target.context_name!r} is not in its kubeconfig")
-    user_ref = (context.get("context") or {}).get("user")
-    user_entry = _named(config.get("users"), user_ref)
-    cluster_entry = _named(config.get("clusters"), (context.get("context") or {}).get("cluster"))
-    user: dict[str, Any] = (user_entry or {}).get("user") or {}
-    cluster: dict[str, Any] = (cluster_entry or {}).get("cluster") or {}
+    user: dict[str, Any] = config["users"][0]["user"]
+    cluster: dict[str, Any] = config["clusters"][0]["cluster"]
 
     secrets: tuple[str, ...] = ()
     if user.get("exec") and (user.get("auth-provider") or {}).get("name") not in ("gcp", "oidc"):
         credential = await run_exec_plugin(
             user["exec"],
-            kubeconfig_dir=os.path.dirname(target.kubeconfig_path) or None,
             cluster=cluster,
             timeout=max(0.0, min(policy.request_timeout, deadline.remaining())),
         )
@@ -137,7 +126,6 @@ async def open_client(
         del user["exec"]
         if credential.token:
             user["token"] = credential.token
-            user.pop("tokenFile", None)
         else:
             assert credential.client_certificate_data and credential.client_key_data
             for key in ("client-certificate", "client-key"):
@@ -147,7 +135,7 @@ async def open_client(
             ).decode()
             user["client-key-data"] = base64.b64encode(credential.client_key_data.encode()).decode()
 
-    configuration = type.__call__(Configuration)  # a fresh one, not a copy of the global default
+    configuration = Configuration()
     loader = KubeConfigLoader(
         config_dict=config,
         active_context=target.context_name,
@@ -171,13 +159,6 @@ async def open_client(
     except Exception as exc:
         raise AuthError(f"the credential provider failed: {exc}") from exc
 
-    token = configuration.api_key.get("BearerToken")
-    if isinstance(token, str) and token.startswith("Bearer ") and "tokenFile" in user:
-        # kubectl strips the file's whitespace; kubernetes-asyncio sends the trailing newline.
-        stripped = token[len("Bearer ") :].strip()
-        configuration.api_key["BearerToken"] = f"Bearer {stripped}"
-        secrets = (*secrets, stripped)
-
     configuration.connection_pool_maxsize = max(1, max_connections)
     try:
         api_client = ApiClient(configuration=configuration)
@@ -186,14 +167,33 @@ async def open_client(
             f"cannot load the TLS certificates or key of the kubeconfig: {exc}"
         ) from exc
     api_client.user_agent = USER_AGENT
+    proxy = select_proxy(str(configuration.host), target.proxy_url)
+    await _route(api_client, configuration, proxy, target.impersonation)
     return KubeClient(
         api_client,
         server_url=str(configuration.host),
+        proxy=describe_proxy(proxy) if proxy else None,
         policy=policy,
         deadline=deadline,
         secrets=secrets,
         **client_options,
     )
+
+
+async def _route(
+    api_client: Any, configuration: Any, proxy: str | None, headers: tuple[tuple[str, str], ...]
+) -> None:
+    """Replace the REST client's session by one that follows kubectl's proxy rules and sends
+    the impersonation headers (the hook of :mod:`collector.kube.routing`)."""
+    rest = api_client.rest_client
+    await rest.pool_manager.close()
+    rest.pool_manager = open_session(
+        ssl_context=tls_context(configuration),
+        limit=configuration.connection_pool_maxsize,
+        proxy=proxy,
+        headers=headers,
+    )
+    rest.proxy = request_proxy(proxy)
 
 
 __all__ = ["USER_AGENT", "CredentialFiles", "ExecPluginError", "load_library", "open_client"]

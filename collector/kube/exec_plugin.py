@@ -1,10 +1,11 @@
 """Running exec credential plugins ourselves, as kubectl does, with a timeout.
 
 kubernetes-asyncio's ExecProvider resolves the command against the current directory and waits
-for it forever. kubeinv runs the plugin itself instead: relative commands are resolved against
-the kubeconfig's directory (as kubectl does), the run is bounded by the request timeout, and a
-plugin that hangs is killed together with its children. The credential it returns is handed to
-the kubeconfig loader as a plain token or client certificate, so the loader never runs it again.
+for it forever. kubeinv runs the plugin itself instead: the command comes already resolved
+against the kubeconfig's directory (:mod:`collector.kubeconfig`, as kubectl does), the run is
+bounded by the request timeout, and a plugin that hangs is killed together with its children.
+The credential it returns is handed to the kubeconfig loader as a plain token or client
+certificate, so the loader never runs it again.
 """
 
 from __future__ import annotations
@@ -44,14 +45,6 @@ class ExecCredential:
         return tuple(s for s in (self.token, self.client_key_data) if s)
 
 
-def resolve_command(command: str, kubeconfig_dir: str | None) -> str:
-    """kubectl's rule: a command with a path separator is relative to the kubeconfig's
-    directory; a bare name is looked up on PATH."""
-    if os.sep in command and not os.path.isabs(command) and kubeconfig_dir:
-        return os.path.normpath(os.path.join(kubeconfig_dir, command))
-    return command
-
-
 def exec_info(spec: Mapping[str, Any], cluster: Mapping[str, Any] | None) -> dict[str, Any]:
     """The KUBERNETES_EXEC_INFO document given to the plugin."""
     info_spec: dict[str, Any] = {"interactive": False}
@@ -83,7 +76,6 @@ def exec_info(spec: Mapping[str, Any], cluster: Mapping[str, Any] | None) -> dic
 async def run_exec_plugin(
     spec: Mapping[str, Any],
     *,
-    kubeconfig_dir: str | None,
     cluster: Mapping[str, Any] | None,
     timeout: float,  # noqa: ASYNC109 (a budget handed down, applied with asyncio.timeout)
     environ: Mapping[str, str] | None = None,
@@ -103,7 +95,7 @@ async def run_exec_plugin(
     args = spec.get("args") or []
     if not isinstance(args, Sequence) or isinstance(args, str):
         raise ExecPluginError(f"exec plugin {command!r}: args must be a list")
-    argv = [resolve_command(command, kubeconfig_dir), *(str(a) for a in args)]
+    argv = [command, *(str(a) for a in args)]
 
     env = dict(os.environ if environ is None else environ)
     for item in spec.get("env") or ():

@@ -47,6 +47,7 @@ class KubeClient:
         policy: RequestPolicy,
         deadline: Deadline,
         secrets: tuple[str, ...] = (),
+        proxy: str | None = None,
         sleep: Sleep = asyncio.sleep,
         rng: Callable[[], float] = random.random,
     ) -> None:
@@ -55,6 +56,7 @@ class KubeClient:
         self.policy = policy
         self.deadline = deadline
         self.secrets = secrets  # credentials learned at runtime (exec plugin output), for redaction
+        self.proxy = proxy  # the proxy requests go through, without credentials (for errors)
         self._sleep = sleep
         self._rng = rng
         self.attempts = 0  # HTTP attempts made, retries included
@@ -138,7 +140,7 @@ class KubeClient:
                 finally:
                     resp.release()
         except Exception as exc:
-            raise transport_error(exc, method="GET", url=url) from exc
+            raise transport_error(exc, method="GET", url=url, proxy=self.proxy) from exc
         status = int(resp.status)
         if not 200 <= status <= 299:
             raise response_error(

@@ -93,9 +93,12 @@ def response_error(
     return cls(message, status=status, path=path, retry_after=retry_after)
 
 
-def transport_error(exc: BaseException, *, method: str, url: str) -> ClusterError:
-    """Translate an exception raised while sending a request or reading its response."""
-    where = f"{method} {url}"
+def transport_error(
+    exc: BaseException, *, method: str, url: str, proxy: str | None = None
+) -> ClusterError:
+    """Translate an exception raised while sending a request or reading its response;
+    ``proxy`` (without credentials) is named when the request went through one."""
+    where = f"{method} {url}" + (f" via proxy {proxy}" if proxy else "")
     if isinstance(exc, ClusterError):
         return exc
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):

@@ -19,6 +19,7 @@ from collector.kube.policy import Deadline, RequestPolicy
 from collector.sim.certs import CertificateAuthority
 from collector.targets import targets_from_config
 
+V1 = "client.authentication.k8s.io/v1"
 CA = CertificateAuthority.generate()
 CLIENT = CA.issue_client("alice")
 
@@ -131,7 +132,7 @@ async def test_exec_plugin_token_is_used_and_kept_for_redaction(tmp_path):
     plugin.chmod(0o755)
     t = target(
         tmp_path,
-        {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "./plugin.py"}},
+        {"exec": {"apiVersion": V1, "command": "./plugin.py", "interactiveMode": "Never"}},
     )
     client = await build(t)
     assert await auth_header(client) == "Bearer exec-token-123"
@@ -150,7 +151,7 @@ async def test_exec_plugin_certificate(tmp_path):
     plugin.chmod(0o755)
     t = target(
         tmp_path,
-        {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": str(plugin)}},
+        {"exec": {"apiVersion": V1, "command": str(plugin), "interactiveMode": "Never"}},
     )
     with CredentialFiles() as files:
         client = await build(t, files)
@@ -161,7 +162,7 @@ async def test_exec_plugin_certificate(tmp_path):
 async def test_failing_exec_plugin(tmp_path):
     t = target(
         tmp_path,
-        {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "./missing-plugin"}},
+        {"exec": {"apiVersion": V1, "command": "./missing-plugin", "interactiveMode": "Never"}},
     )
     with pytest.raises(ExecPluginError, match="missing-plugin"):
         await build(t)

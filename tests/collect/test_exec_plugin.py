@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from collector.errors import ExecPluginError
-from collector.kube.exec_plugin import resolve_command, run_exec_plugin
+from collector.kube.exec_plugin import run_exec_plugin
 
 V1 = "client.authentication.k8s.io/v1"
 
@@ -32,37 +32,10 @@ print(json.dumps({{"apiVersion": "{V1}", "kind": "ExecCredential",
 """
 
 
-def test_resolve_command_like_kubectl():
-    assert resolve_command("bin/plugin", "/etc/kube") == "/etc/kube/bin/plugin"
-    assert resolve_command("./plugin", "/etc/kube") == "/etc/kube/plugin"
-    assert resolve_command("/usr/bin/plugin", "/etc/kube") == "/usr/bin/plugin"
-    assert resolve_command("aws", "/etc/kube") == "aws"  # bare names come from PATH
-
-
-async def test_relative_command_runs_from_kubeconfig_dir(tmp_path, monkeypatch):
-    (tmp_path / "bin").mkdir()
-    script(tmp_path / "bin" / "plugin", TOKEN_PLUGIN)
-    monkeypatch.chdir("/")
-    cred = await run_exec_plugin(
-        {
-            "apiVersion": V1,
-            "command": "bin/plugin",
-            "env": [{"name": "EXTRA", "value": "x"}],
-            "provideClusterInfo": True,
-        },
-        kubeconfig_dir=str(tmp_path),
-        cluster={"server": "https://127.0.0.1:1"},
-        timeout=10,
-    )
-    assert cred.token == "tok-x-False-https://127.0.0.1:1"
-    assert cred.secrets == (cred.token,)
-
-
 async def test_cluster_info_only_when_asked(tmp_path):
     plugin = script(tmp_path / "p", TOKEN_PLUGIN)
     cred = await run_exec_plugin(
         {"apiVersion": V1, "command": str(plugin)},
-        kubeconfig_dir=None,
         cluster={"server": "https://127.0.0.1:1"},
         timeout=10,
     )
@@ -79,7 +52,7 @@ print(json.dumps({{"apiVersion": "{V1}", "kind": "ExecCredential",
 """,
     )
     cred = await run_exec_plugin(
-        {"apiVersion": V1, "command": str(plugin)}, kubeconfig_dir=None, cluster=None, timeout=10
+        {"apiVersion": V1, "command": str(plugin)}, cluster=None, timeout=10
     )
     assert (cred.token, cred.client_certificate_data, cred.client_key_data) == (None, "CERT", "KEY")
 
@@ -87,8 +60,11 @@ print(json.dumps({{"apiVersion": "{V1}", "kind": "ExecCredential",
 async def test_missing_plugin_names_it_with_install_hint(tmp_path):
     with pytest.raises(ExecPluginError, match=r"not found; install it from example.com"):
         await run_exec_plugin(
-            {"apiVersion": V1, "command": "./nope", "installHint": "install it from example.com"},
-            kubeconfig_dir=str(tmp_path),
+            {
+                "apiVersion": V1,
+                "command": str(tmp_path / "nope"),
+                "installHint": "install it from example.com",
+            },
             cluster=None,
             timeout=10,
         )
@@ -99,7 +75,6 @@ async def test_failing_plugin_reports_status_and_stderr(tmp_path):
     with pytest.raises(ExecPluginError, match=r"exited with status 3: token expired"):
         await run_exec_plugin(
             {"apiVersion": V1, "command": str(plugin)},
-            kubeconfig_dir=None,
             cluster=None,
             timeout=10,
         )
@@ -120,7 +95,6 @@ time.sleep(600)
     with pytest.raises(ExecPluginError, match=r"did not finish within 0.5s"):
         await run_exec_plugin(
             {"apiVersion": V1, "command": str(plugin)},
-            kubeconfig_dir=None,
             cluster=None,
             timeout=0.5,
         )
@@ -162,7 +136,6 @@ async def test_unusable_output(tmp_path, output, message):
     with pytest.raises(ExecPluginError, match=message):
         await run_exec_plugin(
             {"apiVersion": V1, "command": str(plugin)},
-            kubeconfig_dir=None,
             cluster=None,
             timeout=10,
         )
@@ -178,4 +151,4 @@ async def test_unusable_output(tmp_path, output, message):
 )
 async def test_unusable_spec(spec, message):
     with pytest.raises(ExecPluginError, match=message):
-        await run_exec_plugin(spec, kubeconfig_dir=None, cluster=None, timeout=10)
+        await run_exec_plugin(spec, cluster=None, timeout=10)

@@ -68,11 +68,11 @@ PROXY_FOR_URL = [
 ]
 
 
-@pytest.mark.parametrize(("http", "https", "no_proxy", "cgi", "url", "want"), PROXY_FOR_URL)
-def test_proxy_for_url_as_go(
-    http: str, https: str, no_proxy: str, cgi: bool, url: str, want: str | None
-) -> None:
-    env = ProxyEnvironment(http_proxy=http, https_proxy=https, no_proxy=no_proxy, cgi=cgi)
+@pytest.mark.parametrize(
+    ("env", "url", "want"),
+    [(ProxyEnvironment(h, s, n, c), url, want) for h, s, n, c, url, want in PROXY_FOR_URL],
+)
+def test_proxy_for_url_as_go(env: ProxyEnvironment, url: str, want: str | None) -> None:
     assert proxy_for_url(url or "http://example.com", env) == want
 
 

@@ -177,7 +177,9 @@ def test_missing_token_file_or_client_key_is_a_problem(tmp_path: Path):
     assert "tokenFile" in (targets["tf"].problem or "")
     assert str(tmp_path / "nope.txt") in (targets["tf"].problem or "")
     assert "missing.key" in (targets["cert"].problem or "")
-    assert "without client key" in (targets["nokey"].problem or "")
+    assert "client-key-data or client-key must be specified for nokey" in (
+        targets["nokey"].problem or ""
+    )
 
 
 # --- paths, token files, secrets -----------------------------------------------------------
@@ -187,6 +189,7 @@ def test_relative_paths_resolve_against_the_kubeconfig_directory(tmp_path: Path)
     base = tmp_path / "conf"
     (base / "pki").mkdir(parents=True)
     (base / "pki" / "ca.crt").write_bytes(b"CA-BYTES")
+    (base / "pki" / "client.crt").write_text("CERT")  # kubectl refuses a missing one
     (base / "pki" / "client.key").write_text("-----BEGIN PRIVATE KEY-----\nsecretkey\n")
     (base / "token").write_text("s3cr3t-token\r\n\n")
     doc = kubeconfig(

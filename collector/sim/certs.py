@@ -115,9 +115,11 @@ class CertificateAuthority:
         return _pair(builder.sign(self._key, hashes.SHA256()), key)
 
     def issue_server(self, common_name: str = "kube-apiserver") -> KeyPair:
-        """A serving certificate valid for 127.0.0.1 and localhost (shared by all clusters)."""
+        """A serving certificate valid for 127.0.0.1, ::1 and localhost (shared by all
+        clusters)."""
         sans: list[x509.GeneralName] = [
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            x509.IPAddress(ipaddress.ip_address("::1")),
             x509.DNSName("localhost"),
             x509.DNSName("kubernetes"),
             x509.DNSName("kubernetes.default.svc"),

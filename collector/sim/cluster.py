@@ -60,7 +60,8 @@ class RequestRecord(NamedTuple):
     path: str
     query: str
     headers: Mapping[str, str]
-    user: str | None
+    user: str | None  # the authenticated user
+    as_user: str | None = None  # the user it impersonated (Impersonate-User), if any
 
 
 @dataclass
@@ -239,6 +240,13 @@ class SimCluster:
         self.request_log: deque[RequestRecord] = deque(maxlen=request_log_limit)
         self.tokens: dict[str, str] = {}  # bearer token -> user name
         self.server_url = ""
+        self.path_prefix = ""  # served behind this path (e.g. "/k8s/clusters/c-abc", Rancher)
+        # Impersonation, as kube-apiserver's RBAC would see it: who may impersonate (None:
+        # every authenticated user, as the simulator's admins may), and what an impersonated
+        # user or group may read: resource names ("nodes", "namespaces", ...) or "*".
+        # system:masters may read everything; anyone may read /version and discovery.
+        self.impersonators: frozenset[str] | None = None
+        self.grants: dict[str, frozenset[str]] = {"system:masters": frozenset({"*"})}
         self.resource_version = 1000
         self._nodes: dict[str, SimNode] = {}
         self._next_index = 0

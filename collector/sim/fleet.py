@@ -55,6 +55,9 @@ class ClusterSpec:
     further entry adds another context reaching the same cluster (kinds: USER_KINDS).
     server: 'normal', or a connection-level fault: 'closed-port' (nothing listens),
     'no-answer' (accepts TCP, never answers), 'foreign-ca' (certificate from another CA).
+    host: the loopback address it listens on, '127.0.0.1' or '::1' (URL https://[::1]:port).
+    path_prefix: served behind this path, as Rancher serves clusters ('/k8s/clusters/c-1').
+    grants: what impersonated users or groups may read (subject -> resource names or '*').
     """
 
     name: str | None = None
@@ -68,6 +71,9 @@ class ClusterSpec:
     latency: float = 0.0
     alpha_apis: bool = False
     faults: Mapping[str, Any] | None = None  # as in a scenario's [cluster.faults] table
+    host: str = "127.0.0.1"
+    path_prefix: str = ""
+    grants: Mapping[str, tuple[str, ...]] | None = None
 
     def validate(self) -> None:
         parse_version(self.version)
@@ -84,6 +90,12 @@ class ClusterSpec:
             )
         if self.nodes < 0:
             raise ValueError("nodes must be >= 0")
+        if self.host not in ("127.0.0.1", "::1"):
+            raise ValueError(f"host {self.host!r}: the simulator listens on 127.0.0.1 or ::1")
+        if self.path_prefix and (
+            not self.path_prefix.startswith("/") or self.path_prefix.endswith("/")
+        ):
+            raise ValueError(f"path_prefix {self.path_prefix!r}: starts with / and does not end so")
 
 
 _VARIED_VERSIONS = (
@@ -232,9 +244,13 @@ class Fleet:
             cluster.faults.latency = cspec.latency
             if cspec.faults:
                 cluster.faults.configure(cspec.faults)
+            cluster.path_prefix = cspec.path_prefix
+            for subject, resources in (cspec.grants or {}).items():
+                cluster.grants[subject] = frozenset(resources)
             self.clusters.append(cluster)
-            port = await self._listen(loop, cluster, cspec.server, ssl_ctx, foreign_ctx)
-            cluster.server_url = f"https://127.0.0.1:{port}"
+            port = await self._listen(loop, cluster, cspec, ssl_ctx, foreign_ctx)
+            host = f"[{cspec.host}]" if ":" in cspec.host else cspec.host
+            cluster.server_url = f"https://{host}:{port}{cspec.path_prefix}"
         self._write_kubeconfigs(client)
 
     def _prepare_files(self) -> tuple[ssl.SSLContext, ssl.SSLContext | None]:
@@ -269,24 +285,26 @@ class Fleet:
         self,
         loop: asyncio.AbstractEventLoop,
         cluster: SimCluster,
-        mode: str,
+        cspec: ClusterSpec,
         ssl_ctx: ssl.SSLContext,
         foreign_ctx: ssl.SSLContext | None,
     ) -> int:
+        mode, host = cspec.server, cspec.host
         if mode == "closed-port":
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                sock.bind(("127.0.0.1", 0))
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            with socket.socket(family, socket.SOCK_STREAM) as sock:
+                sock.bind((host, 0))
                 port: int = sock.getsockname()[1]
             return port
         if mode == "no-answer":
-            server = await asyncio.start_server(self._swallow, "127.0.0.1", 0)
+            server = await asyncio.start_server(self._swallow, host, 0)
         else:
             handler = ApiServer(cluster)
             self._handlers.append(handler)
             lowlevel = web.Server(handler, access_log=None)
             self._lowlevel.append(lowlevel)
             ctx = foreign_ctx if mode == "foreign-ca" and foreign_ctx else ssl_ctx
-            server = await loop.create_server(lowlevel, "127.0.0.1", 0, ssl=ctx, backlog=512)
+            server = await loop.create_server(lowlevel, host, 0, ssl=ctx, backlog=512)
         self._servers.append(server)
         sockname = server.sockets[0].getsockname()
         return int(sockname[1])

@@ -37,7 +37,7 @@ from collector.sim.fleet import ClusterSpec, FleetSpec
 
 _CLUSTER_KEYS = {
     "name", "count", "flavour", "version", "nodes", "virtual_nodes", "users", "server",
-    "variant", "latency", "alpha_apis", "faults",
+    "variant", "latency", "alpha_apis", "faults", "host", "path_prefix", "grants",
 }  # fmt: skip
 
 
@@ -83,6 +83,8 @@ def scenario_from_dict(
                 name = f"sim-{len(clusters):03d}"
             if "users" in merged:
                 merged["users"] = tuple(merged["users"])
+            if "grants" in merged:
+                merged["grants"] = {k: tuple(v) for k, v in dict(merged["grants"]).items()}
             try:
                 spec = ClusterSpec(name=name, faults=faults, **merged)
                 spec.validate()

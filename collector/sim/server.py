@@ -116,11 +116,14 @@ class ApiServer:
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         cluster = self.cluster
-        path = request.path
+        path = _unprefixed(request.path, cluster.path_prefix)
         user = self._authenticate(request)
         headers = {k: v for k, v in request.headers.items() if k.lower() != "authorization"}
+        as_user = request.headers.get("Impersonate-User")
         cluster.request_log.append(
-            RequestRecord(request.method, path, request.query_string, headers, user)
+            RequestRecord(
+                request.method, path or request.path, request.query_string, headers, user, as_user
+            )
         )
         faults = cluster.faults
         if faults.latency:
@@ -134,6 +137,12 @@ class ApiServer:
                 self._hung.discard(fut)
         if user is None:
             return _respond(401, _status_fixture("401-unauthorized.json"))
+        if path is None:  # outside the path prefix
+            return _status(404)
+        denied = self._authorize(request, user, path)
+        if denied is not None:
+            return denied
+        user = as_user or user
         rule = faults.match(request.method, path)
         if rule is not None:
             return self._fault_response(rule.status, rule.retry_after, user, path)
@@ -172,6 +181,35 @@ class ApiServer:
                     if key == "commonName":
                         return str(value)
         return None
+
+    def _authorize(self, request: web.BaseRequest, user: str, path: str) -> web.Response | None:
+        """kube-apiserver's impersonation filter and RBAC for impersonated identities: the
+        authenticated user must be allowed to impersonate, and the impersonated user and groups
+        need a grant for the resource (discovery and /version are open to everyone)."""
+        as_user = request.headers.get("Impersonate-User")
+        groups = request.headers.getall("Impersonate-Group", [])
+        if as_user is None:
+            if groups or request.headers.get("Impersonate-Uid"):
+                return _status(
+                    500, message="requested impersonation of groups or uid without a user"
+                )
+            return None  # the simulator's own users may read everything
+        cluster = self.cluster
+        if cluster.impersonators is not None and user not in cluster.impersonators:
+            message = (
+                f'users "{as_user}" is forbidden: User "{user}" cannot impersonate resource '
+                '"users" in API group "" at the cluster scope'
+            )
+            return _respond(403, status_body(403, "Forbidden", message, {"kind": "users"}))
+        resource = resource_of(path)
+        if resource is None:
+            return None
+        allowed: set[str] = set()
+        for subject in (as_user, *groups):
+            allowed |= cluster.grants.get(subject, frozenset())
+        if "*" in allowed or resource[1] in allowed:
+            return None
+        return _respond(403, forbidden_body(as_user, path))
 
     def _fault_response(
         self, status: int, retry_after: int | None, user: str, path: str
@@ -529,16 +567,27 @@ def namespace_object(name: str, cluster: SimCluster) -> Json:
     }
 
 
-def forbidden_body(user: str, path: str) -> bytes:
+def _unprefixed(path: str, prefix: str) -> str | None:
+    """The API path under the cluster's path prefix, or None when outside it."""
+    if not prefix:
+        return path
+    if path == prefix or path.startswith(prefix + "/"):
+        return path[len(prefix) :] or "/"
+    return None
+
+
+def resource_of(path: str) -> tuple[str, str] | None:
+    """(API group, resource) a request path reads, or None for discovery and non-API paths."""
     parts = [p for p in path.split("/") if p]
-    resource, group = "", ""
     if parts[:2] == ["api", "v1"] and len(parts) >= 3:
-        resource = parts[2] if parts[2] != "namespaces" or len(parts) < 5 else parts[4]
-    elif parts[:1] == ["apis"] and len(parts) >= 4:
-        group, resource = (
-            parts[1],
-            parts[3] if parts[3] != "namespaces" or len(parts) < 6 else parts[5],
-        )
+        return "", parts[2] if parts[2] != "namespaces" or len(parts) < 5 else parts[4]
+    if parts[:1] == ["apis"] and len(parts) >= 4:
+        return parts[1], parts[3] if parts[3] != "namespaces" or len(parts) < 6 else parts[5]
+    return None
+
+
+def forbidden_body(user: str, path: str) -> bytes:
+    group, resource = resource_of(path) or ("", "")
     if resource:
         message = (
             f'{resource} is forbidden: User "{user}" cannot list resource "{resource}" '

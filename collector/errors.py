@@ -10,6 +10,7 @@ exactly one place per layer, always chained with ``raise ... from exc``.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import ClassVar
 
@@ -233,15 +234,30 @@ _SECRET_PATTERNS = (
 )
 
 
+# A secret is replaced where it stands whole: not where it is part of a longer word, host
+# name, path or token ("prod" inside "context=prod-eu" or "https://prod.example.com").
+_PART_BEFORE = r"(?<![A-Za-z0-9_\-./+~])"
+_PART_AFTER = r"(?![A-Za-z0-9_\-/+~]|\.[A-Za-z0-9])"
+
+
+@functools.lru_cache(maxsize=256)
+def _whole_values(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
+    usable = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+    if not usable:
+        return None
+    alternatives = "|".join(re.escape(s) for s in usable)  # longest first: a secret whole
+    return re.compile(f"{_PART_BEFORE}(?:{alternatives}){_PART_AFTER}")
+
+
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     """Remove credentials from a message before it is logged or stored.
 
-    ``secrets`` are exact strings known to be secret (tokens, keys of the target); they are
-    replaced wherever they appear. Generic patterns catch bearer tokens and PEM private keys.
+    ``secrets`` are exact strings known to be secret (tokens, passwords, keys of the target,
+    exec plugin output); each is replaced where it appears as a whole value, never inside a
+    longer word, host name or URL. Generic patterns catch bearer tokens and PEM private keys.
     """
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "[REDACTED]")
+    if (whole := _whole_values(tuple(secrets))) is not None:
+        text = whole.sub("[REDACTED]", text)
     for pattern in _SECRET_PATTERNS:
         if pattern.groups == 2 and "PRIVATE KEY" in pattern.pattern:
             text = pattern.sub(r"\1[REDACTED]\2", text)

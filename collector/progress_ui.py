@@ -232,6 +232,7 @@ def context_rows(
         row: dict[str, Any] = {
             "kubeconfig": t.kubeconfig_path,
             "context": t.context_name,
+            "current": t.is_current,
             "cluster": t.cluster_name,
             "user": t.user_name,
             "server": t.server_url,
@@ -250,6 +251,7 @@ def context_rows(
             {
                 "kubeconfig": o.kubeconfig_path,
                 "context": o.context_name or None,
+                "current": False,
                 "cluster": None,
                 "user": None,
                 "server": None,
@@ -269,7 +271,9 @@ def context_rows(
 def print_contexts(
     rows: Sequence[dict[str, Any]], *, checked: bool, stream: IO[str] | None = None
 ) -> None:
-    columns = ["kubeconfig", "context", "server", "auth"]
+    # CURRENT as in `kubectl config get-contexts`: a star on the current context of each file
+    # (of the merged KUBECONFIG, with it).
+    columns = ["current", "kubeconfig", "context", "server", "auth"]
     if checked:
         columns += ["status", "cluster_id", "error"]
     else:
@@ -279,7 +283,13 @@ def print_contexts(
         auth = r["auth"] or ""
         if r["insecure_skip_tls_verify"]:
             auth += " (insecure-skip-tls-verify)"
-        values = [r["kubeconfig"], r["context"] or "", r["server"] or "", auth]
+        values = [
+            "*" if r.get("current") else "",
+            r["kubeconfig"],
+            r["context"] or "",
+            r["server"] or "",
+            auth,
+        ]
         if checked:
             values += [r.get("status") or "", _short(r.get("cluster_id")), r.get("error") or ""]
         else:

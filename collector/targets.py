@@ -309,12 +309,25 @@ def load_kubeconfig_file(path: str) -> Mapping[str, Any]:
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
+        line = yaml_error_line(exc)
+        at = f" at line {line}" if line else ""
         raise KubeconfigError(
             f"invalid YAML{at}: {getattr(exc, 'problem', exc)}", path=path
         ) from exc
     return _check_document(doc, path)
+
+
+def yaml_error_line(exc: yaml.YAMLError) -> int | None:
+    """The line kubectl names for a YAML syntax error (go-yaml v2's rule, which this mirrors):
+    the problem's 0-based line, one more for scanner errors, else the context's 0-based line;
+    None (no line) when both are 0."""
+    problem = getattr(exc, "problem_mark", None)
+    context = getattr(exc, "context_mark", None)
+    if problem is not None and problem.line:
+        return int(problem.line) + (1 if isinstance(exc, yaml.scanner.ScannerError) else 0)
+    if context is not None and context.line:
+        return int(context.line)
+    return None
 
 
 _GLOB_CHARS = frozenset("*?[")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -183,9 +184,18 @@ def test_contexts_lists_file_context_server_auth(tmp_path: Path, env: dict[str, 
     result = kubeinv("contexts", "--kubeconfig", str(kc), env=env)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[1].split() == ["KUBECONFIG", "CONTEXT", "SERVER", "AUTH", "PROBLEM"]
-    assert lines[2].split() == [str(kc), "prod", "https://10.0.0.1:6443", "token"]
+    assert lines[1].split() == ["CURRENT", "KUBECONFIG", "CONTEXT", "SERVER", "AUTH", "PROBLEM"]
+    assert lines[2].split() == ["*", str(kc), "prod", "https://10.0.0.1:6443", "token"]
     assert lines[3].split() == [str(kc), "stage", "https://10.0.0.2:6443", "token"]
+    if shutil.which("kubectl"):  # the same star as kubectl's
+        theirs = subprocess.run(
+            ["kubectl", "config", "get-contexts", "--kubeconfig", str(kc)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**env, "HOME": str(tmp_path)},
+        ).stdout.splitlines()
+        assert [line.split()[:2] for line in theirs[1:]] == [["*", "prod"], ["stage", "stage"]]
 
     result = kubeinv(
         "contexts", "-o", "json", "--kubeconfig", str(kc), "--kubeconfig", str(bad), env=env
@@ -193,6 +203,7 @@ def test_contexts_lists_file_context_server_auth(tmp_path: Path, env: dict[str, 
     assert result.returncode == 1  # a broken file is a failed target
     rows = json.loads(result.stdout)
     assert [r["context"] for r in rows] == ["prod", "stage", None]
+    assert [r["current"] for r in rows] == [True, False, False]
     assert rows[2]["kubeconfig"] == str(bad)
     assert str(bad) in rows[2]["problem"]
     assert "s3cr3t-token-value" not in result.stdout + result.stderr

@@ -17,6 +17,7 @@ from collector.errors import KubeconfigError
 from collector.targets import (
     describe_target,
     in_cluster_target,
+    load_kubeconfig_file,
     load_targets,
     targets_from_config,
 )
@@ -458,3 +459,33 @@ def test_in_cluster_service_account(tmp_path: Path):
     assert target.config["clusters"][0]["cluster"]["certificate-authority"] == str(sa / "ca.crt")
     v6 = in_cluster_target({**env, "KUBERNETES_SERVICE_HOST": "fd00::1"}, sa)
     assert v6 is not None and v6.server_url == "https://[fd00::1]:443"
+
+
+# --- YAML syntax errors name kubectl's line ---------------------------------------------------
+
+YAML_ERRORS = [
+    # (file text, the line kubectl names)
+    ("apiVersion: v1\nkind: Config\nclusters: [unclosed\ncontexts: []\n", 3),
+    ("apiVersion: v1\nclusters:\n- name: a\n  cluster:\n    server: x\n   bad: indent\n", 5),
+    ('apiVersion: v1\nkind: Config\nusers:\n- name: "unterminated\n  user: {}\n', 6),
+    ("a: b\n\tc: d\n", 2),
+    ("apiVersion: v1\nfoo: [a, b\n\n\nbar: 1\n", 4),
+]
+
+
+@pytest.mark.parametrize(("text", "line"), YAML_ERRORS)
+def test_yaml_syntax_error_names_kubectls_line(tmp_path: Path, text: str, line: int):
+    path = write(tmp_path / "config", text)
+    with pytest.raises(KubeconfigError, match=rf"invalid YAML at line {line}:") as raised:
+        load_kubeconfig_file(str(path))
+    assert str(path) in str(raised.value)
+    if KUBECTL:
+        out = subprocess.run(
+            [KUBECTL, "--kubeconfig", str(path), "config", "view"],
+            check=False,
+            capture_output=True,
+            text=True,
+            env={"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")},
+            timeout=30,
+        )
+        assert out.returncode != 0 and f"yaml: line {line}:" in out.stderr, out.stderr

@@ -341,34 +341,39 @@ def impersonation_headers(user: Mapping[str, Any]) -> tuple[tuple[str, str], ...
     return tuple(headers)
 
 
+def _exec_env_secrets(user: Mapping[str, Any]) -> list[Any]:
+    spec = user.get("exec")
+    env = spec.get("env") if isinstance(spec, Mapping) else None
+    return [
+        e.get("value")
+        for e in env or ()
+        if isinstance(e, Mapping) and _SECRET_ENV_NAME.search(str(e.get("name", "")))
+    ]
+
+
+def _auth_provider_secrets(user: Mapping[str, Any]) -> list[Any]:
+    provider = user.get("auth-provider")
+    config = provider.get("config") if isinstance(provider, Mapping) else None
+    if not isinstance(config, Mapping):
+        return []
+    return [value for key, value in config.items() if key in _AUTH_PROVIDER_SECRET_KEYS]
+
+
 def secret_values(user: Mapping[str, Any], extra: Iterable[str] = ()) -> tuple[str, ...]:
     """The user entry's secret strings, whole: tokens, passwords, key data (encoded and
     decoded), auth-provider tokens, and exec env values whose names contain TOKEN, SECRET,
     PASSWORD, KEY or CREDENTIAL. Other env values (``AWS_PROFILE=default``) are not secret."""
-    found: dict[str, None] = {}
-
-    def add(value: Any) -> None:
-        if isinstance(value, str) and value:
-            found[value] = None
-
-    add(user.get("token"))
-    add(user.get("password"))
-    add(user.get("client-key-data"))
-    if (decoded := _b64decode(user.get("client-key-data"))) is not None:
-        add(decoded.decode("utf-8", "replace").strip())
-    exec_conf = user.get("exec")
-    if isinstance(exec_conf, Mapping):
-        for env in exec_conf.get("env") or ():
-            if isinstance(env, Mapping) and _SECRET_ENV_NAME.search(str(env.get("name", ""))):
-                add(env.get("value"))
-    provider = user.get("auth-provider")
-    if isinstance(provider, Mapping) and isinstance(provider.get("config"), Mapping):
-        for key, value in provider["config"].items():
-            if key in _AUTH_PROVIDER_SECRET_KEYS:
-                add(value)
-    for value in extra:
-        add(value)
-    return tuple(found)
+    decoded_key = _b64decode(user.get("client-key-data"))
+    candidates = [
+        user.get("token"),
+        user.get("password"),
+        user.get("client-key-data"),
+        decoded_key.decode("utf-8", "replace").strip() if decoded_key is not None else None,
+        *_exec_env_secrets(user),
+        *_auth_provider_secrets(user),
+        *extra,
+    ]
+    return tuple(dict.fromkeys(v for v in candidates if isinstance(v, str) and v))
 
 
 # --- one context -----------------------------------------------------------------------------

@@ -333,48 +333,108 @@ def yaml_error_line(exc: yaml.YAMLError) -> int | None:
 _GLOB_CHARS = frozenset("*?[")
 
 
+def _visible_files(directory: str) -> list[str]:
+    """A directory's kubeconfig files: its non-hidden regular files, sorted."""
+    return [
+        os.path.join(directory, name)
+        for name in sorted(os.listdir(directory))
+        if not name.startswith(".") and os.path.isfile(os.path.join(directory, name))
+    ]
+
+
+def _expand_one(raw: str) -> tuple[list[str], KubeconfigError | None]:
+    """One explicit path -> its files, or the error saying why it gives none."""
+    path = os.path.expanduser(raw)
+    if any(ch in path for ch in _GLOB_CHARS) and not os.path.exists(path):
+        matches = sorted(glob.glob(path))
+        if not matches:
+            return [], KubeconfigError("no file matches this pattern", path=raw)
+        files: list[str] = []
+        for match in matches:
+            files.extend(_visible_files(match) if os.path.isdir(match) else [match])
+        return [f for f in files if os.path.isfile(f)], None
+    if os.path.isdir(path):
+        files = _visible_files(path)
+        error = None if files else KubeconfigError("directory holds no kubeconfig file", path=raw)
+        return files, error
+    if os.path.exists(path):
+        return [path], None
+    return [], KubeconfigError("no such file or directory", path=raw)
+
+
 def expand_paths(paths: Sequence[str]) -> tuple[list[str], list[KubeconfigError]]:
     """Explicit paths -> absolute kubeconfig files: a directory gives its (non-hidden) files,
     a glob its matches. Paths that match nothing are errors. Duplicates are read once."""
-    files: list[str] = []
+    files: dict[str, None] = {}
     errors: list[KubeconfigError] = []
-    seen: set[str] = set()
-
-    def add(candidate: str) -> None:
-        absolute = os.path.abspath(candidate)
-        if absolute not in seen:
-            seen.add(absolute)
-            files.append(absolute)
-
     for raw in paths:
-        path = os.path.expanduser(raw)
-        if any(ch in path for ch in _GLOB_CHARS) and not os.path.exists(path):
-            matches = sorted(glob.glob(path))
-            if not matches:
-                errors.append(KubeconfigError("no file matches this pattern", path=raw))
-            for match in matches:
-                if os.path.isdir(match):
-                    for name in sorted(os.listdir(match)):
-                        full = os.path.join(match, name)
-                        if not name.startswith(".") and os.path.isfile(full):
-                            add(full)
-                elif os.path.isfile(match):
-                    add(match)
-        elif os.path.isdir(path):
-            names = sorted(
-                n
-                for n in os.listdir(path)
-                if not n.startswith(".") and os.path.isfile(os.path.join(path, n))
-            )
-            if not names:
-                errors.append(KubeconfigError("directory holds no kubeconfig file", path=raw))
-            for name in names:
-                add(os.path.join(path, name))
-        elif os.path.exists(path):
-            add(path)
-        else:
-            errors.append(KubeconfigError("no such file or directory", path=raw))
-    return files, errors
+        found, error = _expand_one(raw)
+        files.update(dict.fromkeys(os.path.abspath(f) for f in found))
+        if error is not None:
+            errors.append(error)
+    return list(files), errors
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    targets: list[Target]
+    errors: list[KubeconfigError]
+    source: str
+    files: list[str]
+
+
+def _load_explicit(paths: Sequence[str]) -> _Loaded:
+    """Each file stands alone."""
+    files, errors = expand_paths(paths)
+    targets: list[Target] = []
+    for path in files:
+        try:
+            doc = load_kubeconfig_file(path)
+        except KubeconfigError as exc:
+            errors.append(exc)
+            continue
+        if not _named_entries(doc, "contexts", "context"):
+            errors.append(KubeconfigError("defines no context", path=path))
+            continue
+        targets.extend(targets_from_config(doc, path=path))
+    return _Loaded(targets, errors, "explicit", files)
+
+
+def _kubeconfig_env_files(value: str) -> list[str]:
+    """KUBECONFIG's files in order: empty entries, repeats and missing files are ignored, as
+    kubectl ignores them."""
+    files: dict[str, None] = {}
+    for entry in value.split(os.pathsep):
+        if entry:
+            path = os.path.abspath(os.path.expanduser(entry))
+            if os.path.exists(path):
+                files[path] = None
+    return list(files)
+
+
+def _load_kubeconfig_env(value: str) -> _Loaded:
+    """Merged as kubectl merges them; a bad file fails alone."""
+    files = _kubeconfig_env_files(value)
+    docs: list[tuple[str, Mapping[str, Any]]] = []
+    errors: list[KubeconfigError] = []
+    for path in files:
+        try:
+            docs.append((path, load_kubeconfig_file(path)))
+        except KubeconfigError as exc:
+            errors.append(exc)
+    return _Loaded(targets_from_merged(merge_kubeconfigs(docs)), errors, "KUBECONFIG", files)
+
+
+def _load_default(home: Path) -> _Loaded:
+    default = home / ".kube" / "config"
+    if not default.exists():
+        return _Loaded([], [], "none", [])
+    path = str(default.absolute())
+    try:
+        targets = targets_from_config(load_kubeconfig_file(path), path=path)
+    except KubeconfigError as exc:
+        return _Loaded([], [exc], "default", [path])
+    return _Loaded(targets, [], "default", [path])
 
 
 def load_targets(
@@ -385,61 +445,31 @@ def load_targets(
     environ: Mapping[str, str] | None = None,
     home: Path | None = None,
 ) -> TargetSet:
-    """Find, read and parse the kubeconfigs, with DESIGN.md's precedence, then filter."""
+    """Find, read and parse the kubeconfigs (explicit paths, else ``KUBECONFIG``, else
+    ``~/.kube/config``), then filter."""
     environ = os.environ if environ is None else environ
-    errors: list[KubeconfigError] = []
-    targets: list[Target] = []
     if paths:
-        files, errors = expand_paths(paths)
-        for path in files:
-            try:
-                doc = load_kubeconfig_file(path)
-            except KubeconfigError as exc:
-                errors.append(exc)
-                continue
-            if not _named_entries(doc, "contexts", "context"):
-                errors.append(KubeconfigError("defines no context", path=path))
-                continue
-            targets.extend(targets_from_config(doc, path=path))
-        source = "explicit"
+        loaded = _load_explicit(paths)
     elif environ.get("KUBECONFIG"):
-        files = []
-        docs: list[tuple[str, Mapping[str, Any]]] = []
-        for entry in environ["KUBECONFIG"].split(os.pathsep):
-            if not entry:
-                continue  # kubectl ignores empty entries
-            path = os.path.abspath(os.path.expanduser(entry))
-            if path in files:
-                continue
-            if not os.path.exists(path):
-                continue  # kubectl ignores missing files in KUBECONFIG
-            files.append(path)
-            try:
-                docs.append((path, load_kubeconfig_file(path)))
-            except KubeconfigError as exc:
-                errors.append(exc)
-        targets = targets_from_merged(merge_kubeconfigs(docs))
-        source = "KUBECONFIG"
+        loaded = _load_kubeconfig_env(environ["KUBECONFIG"])
     else:
-        home_dir = home if home is not None else Path.home()
-        default = home_dir / ".kube" / "config"
-        files = []
-        source = "default"
-        if default.exists():
-            path = str(default.absolute())
-            files.append(path)
-            try:
-                targets = targets_from_config(load_kubeconfig_file(path), path=path)
-            except KubeconfigError as exc:
-                errors.append(exc)
-        else:
-            source = "none"
+        loaded = _load_default(home if home is not None else Path.home())
     return TargetSet(
-        targets=filter_targets(targets, include, exclude),
-        errors=errors,
-        source=source,
-        files=tuple(files),
+        targets=filter_targets(loaded.targets, include, exclude),
+        errors=loaded.errors,
+        source=loaded.source,
+        files=tuple(loaded.files),
     )
+
+
+def _in_cluster_server(environ: Mapping[str, str]) -> str | None:
+    host = environ.get("KUBERNETES_SERVICE_HOST")
+    port = environ.get("KUBERNETES_SERVICE_PORT")
+    if not host or not port:
+        return None
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"https://{host}:{port}"
 
 
 def in_cluster_target(
@@ -448,60 +478,33 @@ def in_cluster_target(
     *,
     read_file: FileReader = _read_file,
 ) -> Target | None:
-    """The pod's own service account as a target, or None when not running in a cluster."""
-    environ = os.environ if environ is None else environ
-    host = environ.get("KUBERNETES_SERVICE_HOST")
-    port = environ.get("KUBERNETES_SERVICE_PORT")
-    token_path = sa_dir / "token"
-    if not host or not port or not token_path.exists():
+    """The pod's own service account as a target, or None when not running in a cluster.
+
+    It is read as a kubeconfig whose cluster names the service account's CA and whose user
+    names its token as a ``tokenFile``, so the same rules apply (the token is stripped)."""
+    server = _in_cluster_server(os.environ if environ is None else environ)
+    if server is None or not (sa_dir / "token").exists():
         return None
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    server = f"https://{host}:{port}"
-    problems: list[str] = []
-    token = ""
-    try:
-        token = read_file(str(token_path)).decode("utf-8", "replace").strip()
-    except OSError as exc:
-        problems.append(f"cannot read {token_path}: {exc.strerror or exc}")
-    ca_path = sa_dir / "ca.crt"
-    ca_bytes: bytes | None = None
-    try:
-        ca_bytes = read_file(str(ca_path))
-    except OSError as exc:
-        problems.append(f"cannot read {ca_path}: {exc.strerror or exc}")
-    if not token and not problems:
-        problems.append(f"{token_path} is empty")
-    cluster: dict[str, Any] = {"server": server}
-    if ca_bytes is not None:
-        cluster["certificate-authority"] = str(ca_path)
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": IN_CLUSTER_CONTEXT, "cluster": cluster}],
-        "users": [{"name": IN_CLUSTER_CONTEXT, "user": {"token": token}}],
-        "contexts": [
-            {
-                "name": IN_CLUSTER_CONTEXT,
-                "context": {"cluster": IN_CLUSTER_CONTEXT, "user": IN_CLUSTER_CONTEXT},
-            }
-        ],
-        "current-context": IN_CLUSTER_CONTEXT,
-        "preferences": {},
-    }
+    name = IN_CLUSTER_CONTEXT
+    context = {"cluster": name, "user": name}
+    meaning = interpret(
+        context,
+        clusters={name: ({"server": server, "certificate-authority": "ca.crt"}, str(sa_dir))},
+        users={name: ({"tokenFile": "token"}, str(sa_dir))},
+        read_file=read_file,
+    )
+    problem = "; ".join(meaning.problems)
     return Target(
         kubeconfig_path=IN_CLUSTER_PATH,
-        context_name=IN_CLUSTER_CONTEXT,
-        cluster_name=IN_CLUSTER_CONTEXT,
-        user_name=IN_CLUSTER_CONTEXT,
+        context_name=name,
+        cluster_name=name,
+        user_name=name,
         server_url=server,
         auth_kind="token-file",
         insecure_skip_tls_verify=False,
-        config=config,
-        problem=(
-            f"in-cluster service account ({sa_dir}): {'; '.join(problems)}" if problems else None
-        ),
-        secrets=(token,) if token else (),
-        ca_bytes=ca_bytes,
+        config=_standalone_config(name, context, meaning),
+        problem=f"in-cluster service account ({sa_dir}): {problem}" if problem else None,
+        secrets=meaning.secrets,
+        ca_bytes=meaning.ca_bytes,
         is_current=True,
     )

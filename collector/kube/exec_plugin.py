@@ -22,12 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from collector.errors import ExecPluginError
+from collector.kubeconfig import EXEC_API_VERSIONS
 
-_EXEC_API_VERSIONS = (
-    "client.authentication.k8s.io/v1",
-    "client.authentication.k8s.io/v1beta1",
-    "client.authentication.k8s.io/v1alpha1",
-)
 _STDERR_TAIL = 300
 
 
@@ -86,7 +82,7 @@ async def run_exec_plugin(
     api_version = spec.get("apiVersion")
     if not isinstance(command, str) or not command:
         raise ExecPluginError("exec plugin: the kubeconfig names no command")
-    if api_version not in _EXEC_API_VERSIONS:
+    if api_version not in EXEC_API_VERSIONS:
         raise ExecPluginError(f"exec plugin {command!r}: unsupported apiVersion {api_version!r}")
     if spec.get("interactiveMode") == "Always":
         raise ExecPluginError(

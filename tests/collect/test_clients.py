@@ -122,7 +122,8 @@ async def test_token_file_whitespace_is_stripped(tmp_path):
     await client.close()
 
 
-async def test_exec_plugin_token_is_used_and_kept_for_redaction(tmp_path):
+async def test_exec_plugin_token_is_used_and_kept_for_redaction(tmp_path, monkeypatch):
+    monkeypatch.chdir("/")  # ./plugin.py is the kubeconfig's, not the working directory's
     plugin = tmp_path / "plugin.py"
     plugin.write_text(
         f"#!{sys.executable}\nimport json\nprint(json.dumps({{'apiVersion': "

@@ -362,3 +362,18 @@ async def test_what_kubectl_refuses_is_broken_with_its_reason(sim_fleet, tmp_pat
     if KUBECTL:
         code, out = await kubectl(path, "get", "--raw", "/version")
         assert code != 0 and expected in out, out
+
+
+@pytest.mark.parametrize(("name", "works"), [("kubernetes", True), ("wrong.example", False)])
+async def test_tls_server_name_is_what_the_certificate_is_checked_against(
+    sim_fleet, tmp_path: Path, name: str, works: bool
+):
+    fleet = await sim_fleet(clusters=[ClusterSpec(name="a")])
+    path = edited(fleet, tmp_path / "kc", cluster={"tls-server-name": name})
+    _target, outcome = await collect(path)
+    assert (outcome.status == "ok") is works, outcome.error_message
+    if not works:
+        assert outcome.error_class == "TLS"
+    if KUBECTL:
+        code, out = await kubectl(path, "get", "--raw", "/version")
+        assert (code == 0) is works, out

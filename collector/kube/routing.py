@@ -22,7 +22,7 @@ from multidict import CIMultiDict
 
 from collector.proxies import SOCKS_SCHEMES
 
-__all__ = ["open_session", "request_proxy", "tls_context"]
+__all__ = ["connector", "open_session", "request_proxy", "tls_context"]
 
 _READ_BUFSIZE = 2**21  # as kubernetes-asyncio: large objects exceed aiohttp's default
 
@@ -50,6 +50,18 @@ def tls_context(configuration: Any) -> ssl.SSLContext:
     return context
 
 
+def connector(proxy: str | None, **tcp_options: Any) -> aiohttp.TCPConnector:
+    """A connector for one cluster: through a SOCKS5 ``proxy`` (aiohttp-socks, host names
+    resolved by the proxy), else direct. ``tcp_options`` are ``aiohttp.TCPConnector``'s
+    (``ssl``, ``limit``, ...); must be called inside the running loop."""
+    if proxy and _scheme(proxy) in SOCKS_SCHEMES:
+        from aiohttp_socks import ProxyConnector  # noqa: PLC0415 (only SOCKS users pay for it)
+
+        socks: aiohttp.TCPConnector = ProxyConnector.from_url(proxy, rdns=True, **tcp_options)
+        return socks
+    return aiohttp.TCPConnector(**tcp_options)
+
+
 def open_session(
     *,
     ssl_context: ssl.SSLContext,
@@ -57,16 +69,10 @@ def open_session(
     proxy: str | None,
     headers: Sequence[tuple[str, str]] = (),
 ) -> aiohttp.ClientSession:
-    """A session for one cluster; must be called inside the running loop."""
-    connector: aiohttp.BaseConnector
-    if proxy and _scheme(proxy) in SOCKS_SCHEMES:
-        from aiohttp_socks import ProxyConnector  # noqa: PLC0415 (only SOCKS users pay for it)
-
-        connector = ProxyConnector.from_url(proxy, rdns=True, ssl=ssl_context, limit=limit)
-    else:
-        connector = aiohttp.TCPConnector(ssl=ssl_context, limit=limit)
+    """A session for one cluster: never reading the environment, sending ``headers`` (the
+    impersonation headers; a name may repeat) with every request."""
     return aiohttp.ClientSession(
-        connector=connector,
+        connector=connector(proxy, ssl=ssl_context, limit=limit),
         trust_env=False,
         headers=CIMultiDict(headers),
         read_bufsize=_READ_BUFSIZE,

@@ -102,7 +102,13 @@ class Socks5Server(_Proxy):
 
 
 class ConnectProxy(_Proxy):
-    """An HTTP proxy that only tunnels (CONNECT host:port)."""
+    """An HTTP proxy that only tunnels (CONNECT host:port). With ``upstream=False`` it records
+    the request and answers 502 without connecting anywhere (for destinations off this
+    machine, which tests never reach)."""
+
+    def __init__(self, *, upstream: bool = True) -> None:
+        super().__init__()
+        self.upstream = upstream
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
@@ -113,6 +119,9 @@ class ConnectProxy(_Proxy):
         host, _, port = target.rpartition(":")
         host = host.strip("[]")
         self.requests.append((host, int(port)))
+        if not self.upstream:
+            writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+            return
         try:
             upstream = await asyncio.open_connection(host, int(port))
         except OSError:

@@ -108,6 +108,40 @@ async def test_loopback_servers_are_never_proxied(
         assert code == 0, out
 
 
+async def test_environment_proxy_for_other_servers_by_gos_rules(tmp_path: Path, clean_proxy_env):
+    """A server off this machine goes through HTTPS_PROXY unless NO_PROXY matches it. The proxy
+    only records the CONNECT: no packet leaves the machine."""
+    from collector.kube.clients import open_client  # noqa: PLC0415
+    from collector.kube.policy import Deadline, RequestPolicy  # noqa: PLC0415
+    from collector.targets import targets_from_config  # noqa: PLC0415
+
+    doc = {
+        "clusters": [{"name": "c", "cluster": {"server": "https://10.1.2.3:6443"}}],
+        "users": [{"name": "u", "user": {"token": "t0ken-abcd"}}],
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+    }
+    (target,) = targets_from_config(doc, path=str(tmp_path / "kc"))
+    policy = RequestPolicy(request_timeout=3, max_retries=0)
+    async with ConnectProxy(upstream=False).running() as proxy:
+        clean_proxy_env(
+            HTTPS_PROXY=f"http://kube:pw-in-env-1@127.0.0.1:{proxy.port}", NO_PROXY="10.9.0.0/16"
+        )
+        client = await open_client(target, policy=policy, deadline=Deadline.after(10))
+        async with client:
+            assert client.proxy == f"http://127.0.0.1:{proxy.port}"
+            with pytest.raises(
+                Exception, match=rf"via proxy http://127\.0\.0\.1:{proxy.port}"
+            ) as err:
+                await client.get_once("/version", timeout=3)
+            assert "pw-in-env-1" not in str(err.value)
+        assert proxy.requests == [("10.1.2.3", 6443)]
+        for no_proxy in ("10.0.0.0/8", "10.1.2.3:6443", "10.1.2.3", "*"):
+            clean_proxy_env(NO_PROXY=no_proxy)
+            client = await open_client(target, policy=policy, deadline=Deadline.after(10))
+            async with client:
+                assert client.proxy is None, no_proxy  # would connect directly: not sent
+
+
 async def test_proxy_url_http_connect_is_used_even_for_loopback(
     sim_fleet, tmp_path: Path, clean_proxy_env
 ):

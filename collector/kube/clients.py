@@ -38,7 +38,7 @@ from collector.kube.exec_plugin import run_exec_plugin
 from collector.kube.policy import Deadline, RequestPolicy
 from collector.kube.requesting import KubeClient
 from collector.kube.routing import open_session, request_proxy, tls_context
-from collector.proxies import describe_proxy, select_proxy
+from collector.proxies import describe_proxy, proxy_secrets, select_proxy
 
 if TYPE_CHECKING:
     from collector.targets import Target
@@ -175,7 +175,7 @@ async def open_client(
         proxy=describe_proxy(proxy) if proxy else None,
         policy=policy,
         deadline=deadline,
-        secrets=secrets,
+        secrets=(*secrets, *proxy_secrets(proxy)),
         **client_options,
     )
 

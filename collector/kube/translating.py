@@ -9,6 +9,7 @@ but never a credential: URLs carry no secrets, and response bodies are reduced t
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from collections.abc import Mapping
 
@@ -129,8 +130,12 @@ def malformed(what: str, url: str, exc: BaseException) -> MalformedResponseError
     return MalformedResponseError(f"GET {url}: undecodable {what}: {_reason(exc)}"[:500])
 
 
+# user:password@ in a URL (aiohttp names the proxy URL, credentials included, in its errors)
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"]+@")
+
+
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
+    text = _URL_USERINFO.sub(r"\1", str(exc).strip())
     if isinstance(exc, OSError) and exc.strerror:
         text = exc.strerror
     return text[:_MAX_DETAIL] or type(exc).__name__

@@ -62,6 +62,7 @@ class RequestRecord(NamedTuple):
     headers: Mapping[str, str]
     user: str | None  # the authenticated user
     as_user: str | None = None  # the user it impersonated (Impersonate-User), if any
+    as_groups: tuple[str, ...] = ()  # the Impersonate-Group headers, in order (they repeat)
 
 
 @dataclass

@@ -122,7 +122,13 @@ class ApiServer:
         as_user = request.headers.get("Impersonate-User")
         cluster.request_log.append(
             RequestRecord(
-                request.method, path or request.path, request.query_string, headers, user, as_user
+                request.method,
+                path or request.path,
+                request.query_string,
+                headers,
+                user,
+                as_user,
+                tuple(request.headers.getall("Impersonate-Group", ())),
             )
         )
         faults = cluster.faults

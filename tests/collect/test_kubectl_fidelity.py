@@ -239,6 +239,7 @@ async def test_impersonation_headers_are_sent_and_enforced(sim_fleet, tmp_path: 
             )
 
         assert impersonation(ours[0]) == impersonation(theirs[0])
+        assert ours[0].as_groups == theirs[0].as_groups == ("developers", "auditors")
 
 
 async def test_impersonated_group_with_a_grant_collects(sim_fleet, tmp_path: Path):

@@ -312,7 +312,9 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         formatter_class=_Formatter,
         help="list the targets in the kubeconfigs (no network); --check probes each",
         description="List every target (kubeconfig file, context) with its server and auth kind, "
-        "without touching the network. With --check, probe each one concurrently (/version): "
+        "without touching the network; '*' in CURRENT marks each file's current-context (of the "
+        "merged KUBECONFIG, with it), as kubectl config get-contexts does, and PROBLEM says why "
+        "kubectl would refuse a context. With --check, probe each one concurrently (/version): "
         "authentication and reachability.",
     )
     p.add_argument(

@@ -412,3 +412,47 @@ async def test_tls_server_name_is_what_the_certificate_is_checked_against(
     if KUBECTL:
         code, out = await kubectl(path, "get", "--raw", "/version")
         assert (code == 0) is works, out
+
+
+# --- redaction ---------------------------------------------------------------------------------
+
+
+async def test_failure_messages_stay_readable_and_secrets_do_not(sim_fleet, tmp_path: Path):
+    """AWS_PROFILE=default is no secret: the context name and the plugin's answer stay
+    readable; the token in the plugin's environment does not appear."""
+    fleet = await sim_fleet(clusters=[ClusterSpec(name="a")])
+    plugin = tmp_path / "plugin.sh"
+    plugin.write_text(
+        "#!/bin/sh\n"
+        'echo "token $SESSION_TOKEN refused for profile $AWS_PROFILE" >&2\n'
+        'printf \'{"kind":"ExecCredential","apiVersion":"%s","status":{"token":"x"}}\''
+        ' "$AWS_PROFILE"\n'
+    )
+    plugin.chmod(0o755)
+    doc = yaml.safe_load(fleet.kubeconfig.read_text())
+    doc["contexts"][0]["name"] = "default"
+    doc["current-context"] = "default"
+    doc["users"][0]["user"] = {
+        "exec": {
+            "apiVersion": V1,
+            "command": "./plugin.sh",
+            "interactiveMode": "Never",
+            "env": [
+                {"name": "AWS_PROFILE", "value": "default"},
+                {"name": "SESSION_TOKEN", "value": "sess-9f8e7d6c"},
+            ],
+        }
+    }
+    path = tmp_path / "kc"
+    path.write_text(yaml.safe_dump(doc))
+    target, outcome = await collect(path)
+    assert target.context_name == "default" and target.secrets == ("sess-9f8e7d6c",)
+    assert (outcome.status, outcome.error_class) == ("failed", "ExecPlugin")
+    assert "answered apiVersion 'default'" in (outcome.error_message or "")
+    assert "default" in (outcome.error_message or "")
+
+    plugin.write_text(plugin.read_text() + "exit 1\n")  # now its stderr is the message
+    _target, outcome = await collect(path)
+    message = outcome.error_message or ""
+    assert "token [REDACTED] refused for profile default" in message, message
+    assert "sess-9f8e7d6c" not in message

@@ -392,7 +392,10 @@ async def _kill_collector(store: Store, run_id: int) -> None:
     """What PostgreSQL sees when a collector is SIGKILLed: its run's session goes away."""
     async with store.connection() as conn:
         pids = await conn.fetch(
+            # Advisory locks are per database: other databases on a shared server may hold
+            # the same key.
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
             "AND ((classid::bigint << 32) | objid::bigint) = inventory.run_lock_key($1)",
             run_id,
         )

@@ -40,6 +40,7 @@ _SETTING_FLAGS: dict[str, tuple[str, str]] = {
     "metrics_host": ("metrics.host", "--metrics-host"),
     "log_format": ("log.format", "--log-format"),
     "log_level": ("log.level", "--log-level"),
+    "retire_after": ("lifecycle.retire_after", "--retire-after"),
 }
 
 S = argparse.SUPPRESS
@@ -182,6 +183,19 @@ def _collection_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _lifecycle_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("lifecycle")
+    g.add_argument(
+        "--retire-after",
+        metavar="DURATION",
+        default=S,
+        help="at the end of a run, retire a cluster that no target has reached for this long: "
+        "close its open versions and drop it from the current views, keeping its history "
+        "(a duration such as 7d or 12h; 0s: the first run that does not reach it; never: off; "
+        "default: 7d). A cluster that is down but still configured is reached, never retired",
+    )
+
+
 def _output_flag(p: argparse.ArgumentParser, choices: Sequence[str], what: str) -> None:
     p.add_argument(
         "-o",
@@ -240,6 +254,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
     _target_flags(p)
     _collection_flags(p)
+    _lifecycle_flags(p)
     _database_flags(p)
     _config_flags(p)
     p.set_defaults(handler=_cmd_collect)
@@ -303,6 +318,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
     _target_flags(p)
     _collection_flags(p)
+    _lifecycle_flags(p)
     _database_flags(p)
     _config_flags(p)
     p.set_defaults(handler=_cmd_run)
@@ -352,8 +368,10 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         formatter_class=_Formatter,
         help="simulated fleet on 127.0.0.1, collected twice, then reports",
         description="Start ~6 simulated clusters on 127.0.0.1 (mixed versions and providers, one "
-        "failing), collect them into the default database, upgrade one and remove a node, "
-        "collect again, then print the fleet, version history, changes and reports.",
+        "failing), collect them, upgrade one and remove a node, collect again, then print the "
+        "fleet, version history, changes and reports. The demo works in a scratch database, "
+        "kubeinv_demo in the embedded PostgreSQL, dropped and created anew each time: it never "
+        "writes to your inventory, even when KUBEINV_DATABASE_URL or database_url is set.",
     )
     p.add_argument(
         "--chart",
@@ -362,9 +380,55 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         help="where to write the versions chart (default: %(default)s)",
     )
     p.add_argument("--no-chart", action="store_true", help="do not write the chart")
-    _database_flags(p)
+    g = p.add_argument_group("database")
+    g.add_argument(
+        "--database-url",
+        metavar="DSN",
+        default=None,
+        help="write the demo into this database instead of the scratch one; refused when it "
+        "holds clusters that no demo created (KUBEINV_DATABASE_URL is not used by the demo)",
+    )
+    g.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        default=S,
+        help="data directory of the embedded PostgreSQL that holds the scratch database "
+        "(default: $XDG_DATA_HOME/kubeinv, /var/lib/kubeinv as root)",
+    )
     _config_flags(p)
     p.set_defaults(handler=_cmd_demo)
+
+    p = sub.add_parser(
+        "clusters",
+        formatter_class=_Formatter,
+        help="the cluster registry: active, stale and retired clusters; 'retire' retires by hand",
+        description="List every cluster ever collected (inventory.cluster_registry): active "
+        "(the latest run reached and collected it), stale (its last collection failed, or the "
+        "latest run did not reach it) or retired (no run reached it for lifecycle.retire_after, "
+        "or retired by hand), with its contexts and last collection.",
+    )
+    _output_flag(p, ["table", "json", "csv"], "json and csv have the registry's columns")
+    _database_flags(p)
+    _config_flags(p)
+    p.set_defaults(handler=_cmd_clusters)
+    clusters_sub = p.add_subparsers(dest="clusters_command", metavar="SUBCOMMAND")
+    sp = clusters_sub.add_parser(
+        "retire",
+        formatter_class=_Formatter,
+        help="retire clusters by hand",
+        description="Retire clusters now: close their open versions (nodes, API resources, "
+        "services, server version) at this time and drop them from the current views. Their "
+        "history is kept. A retired cluster that a run collects again comes back.",
+    )
+    sp.add_argument(
+        "clusters",
+        metavar="CLUSTER",
+        nargs="+",
+        help="a cluster id, or a context name that reached it",
+    )
+    _database_flags(sp)
+    _config_flags(sp)
+    sp.set_defaults(handler=_cmd_clusters_retire)
 
     p = sub.add_parser("sim", formatter_class=_Formatter, help="the cluster simulator")
     sim_sub = p.add_subparsers(dest="sim_command", metavar="SUBCOMMAND", required=True)
@@ -395,6 +459,30 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     _database_flags(sp)
     _config_flags(sp)
     sp.set_defaults(handler=_cmd_db_url)
+    for name, summary, text in (
+        (
+            "status",
+            "the embedded PostgreSQL: data dir, version, pid, size, socket",
+            "Show the embedded PostgreSQL's state without starting it: data directory, "
+            "version, pid, size and socket. On a configured database, its version and size.",
+        ),
+        (
+            "start",
+            "start the embedded PostgreSQL",
+            "Start the embedded PostgreSQL (commands that need it also start it). Refused on a "
+            "configured database.",
+        ),
+        (
+            "stop",
+            "stop the embedded PostgreSQL",
+            "Stop the embedded PostgreSQL (fast shutdown: open sessions are closed). The next "
+            "command that needs it starts it again. Refused on a configured database.",
+        ),
+    ):
+        sp = db_sub.add_parser(name, formatter_class=_Formatter, help=summary, description=text)
+        _database_flags(sp)
+        _config_flags(sp)
+        sp.set_defaults(handler=_cmd_db_control, db_action=name)
     return parser
 
 
@@ -484,9 +572,37 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     demo = _module("demo")
 
+    # Only the demo's own --database-url counts: it is not a setting (the demo never writes to
+    # the configured database).
+    database_url = args.database_url
+    del args.database_url
     settings = _load(args)
     chart = None if args.no_chart else args.chart
-    return int(asyncio.run(demo.demo_command(settings, chart=chart)))
+    return int(
+        asyncio.run(demo.demo_command(settings, chart=chart, database_url=database_url))
+    )
+
+
+def _cmd_clusters(args: argparse.Namespace) -> int:
+    registry = _module("registry")
+
+    settings = _load(args)
+    return int(asyncio.run(registry.clusters_command(settings, output=args.output)))
+
+
+def _cmd_clusters_retire(args: argparse.Namespace) -> int:
+    registry = _module("registry")
+
+    settings = _load(args)
+    return int(asyncio.run(registry.retire_command(settings, args.clusters)))
+
+
+def _cmd_db_control(args: argparse.Namespace) -> int:
+    dbctl = _module("dbctl")
+
+    settings = _load(args)
+    command = getattr(dbctl, f"{args.db_action}_command")
+    return int(asyncio.run(command(settings)))
 
 
 def _cmd_sim_serve(args: argparse.Namespace) -> int:

@@ -1,8 +1,11 @@
 """``kubeinv demo``: a simulated fleet collected twice, with changes in between, then the reports.
 
-Everything runs on 127.0.0.1: the simulator's HTTPS API servers, and the default database (the
-embedded PostgreSQL unless one is configured). Each demo uses fresh cluster IDs, so that
-repeated demos never look like downgrades of the previous one; what is printed is limited to
+Everything runs on 127.0.0.1: the simulator's HTTPS API servers, and a scratch database of the
+embedded PostgreSQL, ``kubeinv_demo``, dropped and created anew at each demo. The demo never
+writes to the inventory database, configured (``KUBEINV_DATABASE_URL``, ``database_url``) or
+default. Only ``kubeinv demo --database-url DSN`` writes elsewhere, and it refuses a database
+holding clusters that no demo created. Each demo uses fresh cluster IDs, so that repeated demos
+into one database never look like downgrades of the previous one; what is printed is limited to
 this demo's clusters.
 """
 
@@ -16,13 +19,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from collector.errors import EXIT_OK
+from collector.errors import EXIT_OK, ConfigError
 from collector.logging_setup import get_logger, quiet_collection_logs
 from collector.progress_ui import is_terminal, print_summary, print_table
-from collector.running import RunReport, collect_once, open_settings_store
+from collector.running import RunReport, collect_once
 from collector.settings import CollectionSettings, Settings
 from collector.sim import ClusterSpec, Fleet, FleetSpec
-from collector.store import Store
+from collector.store import DEMO_DATABASE, Store, open_demo_store, open_store, redact_dsn
 
 log = get_logger("demo")
 
@@ -111,31 +114,73 @@ def _fmt_bytes(value: Any) -> str:
     return f"{int(value) / 2**30:.1f} GiB"
 
 
+async def open_demo_database(settings: Settings, database_url: str | None) -> Store:
+    """The demo's database: the embedded server's scratch ``kubeinv_demo`` (recreated), or the
+    database of an explicit ``--database-url``, when no cluster in it comes from elsewhere.
+
+    ``settings.database_url`` (the environment, the configuration file) is never used.
+    """
+    if database_url is None:
+        return await open_demo_store(settings.data_dir)
+    store = await open_store(database_url)
+    try:
+        foreign = await store.non_demo_clusters()
+    except BaseException:
+        await store.close()
+        raise
+    if foreign:
+        await store.close()
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise ConfigError(
+            f"kubeinv demo --database-url {redact_dsn(database_url)}: this database holds "
+            f"{len(foreign)} cluster(s) that no demo created ({shown}); the demo writes only "
+            "into an empty database or one holding earlier demos. Run 'kubeinv demo' without "
+            f"--database-url to use the scratch database {DEMO_DATABASE} of the embedded "
+            "PostgreSQL"
+        )
+    return store
+
+
+def psql_hint(dsn: str) -> str:
+    """The demo's last line: a psql command for the demo's database."""
+    return f"psql '{redact_dsn(dsn)}' -c 'table inventory.cluster_current'"
+
+
 async def demo_command(
-    settings: Settings, *, chart: str | None, stream: IO[str] | None = None
+    settings: Settings,
+    *,
+    chart: str | None,
+    stream: IO[str] | None = None,
+    database_url: str | None = None,
 ) -> int:
+    """The demo. ``database_url``: only an explicit ``kubeinv demo --database-url``."""
     out = _Out(stream if stream is not None else sys.stdout)
     started = time.monotonic()
     if settings.log.level != "debug":
         # The tables show every outcome; per-target warnings would only repeat them.
         quiet_collection_logs()
-    store = await open_settings_store(settings)
+    store = await open_demo_database(settings, database_url)
     where = (
-        "the embedded PostgreSQL" if settings.database_url is None else "the configured database"
+        f"the scratch database {DEMO_DATABASE} of the embedded PostgreSQL (recreated each demo; "
+        "your inventory is not touched)"
+        if database_url is None
+        else "the database given with --database-url"
     )
+    dsn = store.dsn
     try:
         with tempfile.TemporaryDirectory(prefix="kubeinv-demo-") as tmp:
             seed = time.time_ns() % 2**31
             async with Fleet(demo_fleet(Path(tmp), seed)) as fleet:
                 out.line(
                     f"kubeinv demo: {len(fleet.clusters)} simulated clusters on 127.0.0.1 "
-                    f"(one of them down), collected into {where}: {store.dsn}"
+                    f"(one of them down), collected into {where}"
                 )
                 demo = _demo_settings(settings, fleet.kubeconfig)
                 first = await _collect(out, demo, store, "1. First collection")
                 cluster_ids = sorted(
                     {o.cluster_id for o in first.outcomes if o.cluster_id is not None}
                 )
+                await store.mark_demo_clusters(cluster_ids)
 
                 out.step("2. The fleet changes")
                 upgraded = fleet.cluster(UPGRADED)
@@ -153,10 +198,8 @@ async def demo_command(
             await _print_inventory(out, store, cluster_ids, second.result.started_at, chart)
     finally:
         await store.close()
-    out.line(
-        f"\nDone in {time.monotonic() - started:.1f}s. Explore the data: "
-        f"psql \"$(kubeinv db url)\" -c 'table inventory.cluster_current'"
-    )
+    out.line(f"\nDone in {time.monotonic() - started:.1f}s. Explore the demo's data:")
+    out.line(psql_hint(dsn))
     return EXIT_OK
 
 

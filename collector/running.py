@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from collector.gathering import GatherOptions
     from collector.metrics import Metrics
     from collector.store import Store
+    from collector.store.retiring import Retirement
     from collector.targets import Target
 
 log = get_logger("running")
@@ -167,6 +168,7 @@ class RunReport:
     result: CollectionResult
     not_claimed: list[str] = field(default_factory=list)
     versions_written: int = 0
+    retired: list[Retirement] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -248,6 +250,7 @@ async def collect_once(
         )
         if store is not None and run_id is not None:
             await store.record_outcomes(run_id, report.outcomes)
+            report.retired = await retire_unreached_clusters(store, run_id, settings)
             await store.finish_run(run_id, report.status)
         if metrics is not None:
             metrics.observe_outcomes(report.outcomes)
@@ -277,6 +280,27 @@ async def collect_once(
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(store.finish_run(run_id, "failed"), 5)
         raise
+
+
+async def retire_unreached_clusters(
+    store: Store, run_id: int, settings: Settings
+) -> list[Retirement]:
+    """The run-end retirement step (after the run's ledger rows are written): the clusters this
+    run reached are marked so, and those that no run reached for longer than
+    ``lifecycle.retire_after`` are retired, one transaction per cluster."""
+    retire_after = settings.lifecycle.retire_after_delta
+    retired = await store.retire_unreached(run_id, retire_after)
+    for r in retired:
+        since = f"{r.last_reached_at:%Y-%m-%d %H:%M:%S %Z}" if r.last_reached_at else "ever"
+        log.warning(
+            "cluster %s retired: no target has reached it since %s (lifecycle.retire_after "
+            "= %s); its history is kept, and it comes back when a target reaches it again",
+            r.cluster_id,
+            since,
+            settings.lifecycle.retire_after,
+            extra={"cluster_id": r.cluster_id},
+        )
+    return retired
 
 
 def _note_refused(

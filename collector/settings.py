@@ -168,6 +168,51 @@ class MetricsSettings(_Section):
     host: str = Field(default="127.0.0.1", description="address to bind; 0.0.0.0 in a container")
 
 
+def parse_retire_after(text: str | float | int) -> timedelta | None:
+    """``lifecycle.retire_after``: a duration (``7d``, ``12h``), ``0s`` (retire at the end of the
+    first run that does not reach a cluster) or ``never`` (None: no automatic retirement)."""
+    if isinstance(text, str) and text.strip().lower() == "never":
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError:
+        if isinstance(text, str) and _ZERO_DURATION.fullmatch(text.strip().lower()):
+            return timedelta(0)
+        if isinstance(text, int | float) and not isinstance(text, bool) and text == 0:
+            return timedelta(0)
+        raise ValueError(
+            f"{text!r} is not a retirement delay; use a duration such as 7d, 12h or 0s, "
+            "or never"
+        ) from None
+
+
+_ZERO_DURATION = re.compile(r"0+(?:\.0*)?(?:ms|s|m|h|d)?")
+
+
+class LifecycleSettings(_Section):
+    """When a cluster that no run reaches any more is retired."""
+
+    retire_after: str = Field(
+        default="7d",
+        description="retire a cluster no target has reached for this long, at the end of a "
+        "run: a duration (7d, 12h), 0s (the first run that does not reach it) or never",
+    )
+
+    @field_validator("retire_after", mode="before")
+    @classmethod
+    def _check_retire_after(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = f"{value}s"
+        if isinstance(value, str):
+            parse_retire_after(value)
+        return value
+
+    @property
+    def retire_after_delta(self) -> timedelta | None:
+        """None when automatic retirement is off (``never``)."""
+        return parse_retire_after(self.retire_after)
+
+
 class LogSettings(_Section):
     format: Literal["text", "json"] = "text"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -210,6 +255,7 @@ class Settings(BaseSettings):
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
 
     # Not settings of their own: the environment kubectl-compatible target loading needs.
     # Filled by load_settings from KUBECONFIG and HOME (never from the TOML file).
@@ -266,6 +312,7 @@ _SETTINGS_FIELDS = {
     "schedule",
     "metrics",
     "log",
+    "lifecycle",
 }
 
 

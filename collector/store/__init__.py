@@ -4,7 +4,21 @@ PostgreSQL access for kubeinv: the migrations runner, the change-only write path
 ledger, cluster claims and the embedded server used when no database is configured.
 """
 
-from collector.store.database import Store, open_store, redact_dsn
+from collector.store.database import (
+    DEMO_DATABASE,
+    Store,
+    open_demo_store,
+    open_store,
+    redact_dsn,
+)
 from collector.store.writing import PartStats, StoreStats
 
-__all__ = ["PartStats", "Store", "StoreStats", "open_store", "redact_dsn"]
+__all__ = [
+    "DEMO_DATABASE",
+    "PartStats",
+    "Store",
+    "StoreStats",
+    "open_demo_store",
+    "open_store",
+    "redact_dsn",
+]

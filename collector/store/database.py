@@ -30,6 +30,7 @@ from collector.records import ClusterInventory, TargetOutcome
 from collector.store.embedded import EmbeddedServer
 from collector.store.migrating import apply_migrations, load_migrations
 from collector.store.queries import load_queries
+from collector.store.retiring import Retirement, mark_reached, registry, retire_by_hand, retire_unseen
 from collector.store.writing import (
     Connection,
     StoreStats,
@@ -406,6 +407,68 @@ class Store:
 
         await self._with_conn("recording the run's outcomes", run)
 
+    # ---- clusters come and go ---------------------------------------------------------------
+
+    async def retire_unreached(
+        self, run_id: int, retire_after: timedelta | None
+    ) -> list[Retirement]:
+        """The run-end retirement step: mark the clusters run ``run_id`` reached, then retire
+        those no run reached for longer than ``retire_after`` (None: never), one transaction per
+        cluster. Call it after :meth:`record_outcomes` of a run that finished normally."""
+
+        async def run(conn: Connection) -> list[Retirement]:
+            await mark_reached(conn, self._q, run_id)
+            if retire_after is None:
+                return []
+            return await retire_unseen(conn, self._q, run_id, retire_after)
+
+        return await self._with_conn("retiring clusters no run reaches", run)
+
+    async def retire_clusters(self, names: Sequence[str]) -> list[Retirement]:
+        """Retire clusters by hand, each named by its cluster id or a context name."""
+
+        async def run(conn: Connection) -> list[Retirement]:
+            return [await retire_by_hand(conn, self._q, name) for name in names]
+
+        return await self._with_conn("retiring clusters", run, retry=False)
+
+    async def non_demo_clusters(self) -> list[str]:
+        """Clusters in this database that no demo created (before any migration: every one)."""
+
+        async def run(conn: Connection) -> list[str]:
+            row = await conn.fetchrow(self._q["demo_schema_tables"])
+            assert row is not None
+            if not row["has_inventory"]:
+                return []
+            query = "non_demo_clusters" if row["has_demo_clusters"] else "all_clusters"
+            return [str(r["cluster_id"]) for r in await conn.fetch(self._q[query])]
+
+        return await self._with_conn("reading the clusters of the database", run)
+
+    async def mark_demo_clusters(self, cluster_ids: Sequence[str]) -> None:
+        async def run(conn: Connection) -> None:
+            await conn.execute(self._q["mark_demo_clusters"], list(cluster_ids))
+
+        await self._with_conn("recording the demo's clusters", run)
+
+    async def database_status(self) -> dict[str, Any]:
+        """Server version, database name and size, address (None on a unix socket)."""
+
+        async def run(conn: Connection) -> dict[str, Any]:
+            row = await conn.fetchrow(self._q["database_status"])
+            assert row is not None
+            return dict(row)
+
+        return await self._with_conn("reading the database's status", run)
+
+    async def cluster_registry(self) -> list[dict[str, Any]]:
+        """Every cluster ever seen, retired ones included (``inventory.cluster_registry``)."""
+
+        async def run(conn: Connection) -> list[dict[str, Any]]:
+            return await registry(conn, self._q)
+
+        return await self._with_conn("reading inventory.cluster_registry", run)
+
     # ---- reading ---------------------------------------------------------------------------
 
     async def fetch_view(
@@ -430,6 +493,31 @@ class Store:
         for run_id in list(self._run_locks):
             await self._release_run(run_id)
         await self._pool.close()
+
+
+DEMO_DATABASE = "kubeinv_demo"
+
+
+async def open_demo_store(data_dir: Path | None) -> Store:
+    """The demo's scratch database ``kubeinv_demo`` in the embedded server of ``data_dir``,
+    dropped and created anew: the demo never touches the inventory database."""
+    embedded = EmbeddedServer(data_dir)
+    await asyncio.to_thread(embedded.ensure_running, create_database=False)
+    admin_dsn = embedded.dsn("postgres")
+    try:
+        conn = await asyncpg.connect(admin_dsn, timeout=30)
+    except _OPEN_ERRORS as exc:
+        raise _fail(f"connecting to the embedded PostgreSQL at {admin_dsn}", exc) from exc
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{DEMO_DATABASE}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{DEMO_DATABASE}"')
+    except asyncpg.PostgresError as exc:
+        raise _fail(f"creating the demo database {DEMO_DATABASE}", exc) from exc
+    finally:
+        await conn.close()
+    store = await open_store(embedded.dsn(DEMO_DATABASE))
+    store.embedded = embedded
+    return store
 
 
 async def open_store(

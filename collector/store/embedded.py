@@ -69,10 +69,30 @@ def default_data_dir(
     return base / "kubeinv"
 
 
-def embedded_dsn(data_dir: Path) -> str:
+def embedded_dsn(data_dir: Path, database: str = DATABASE) -> str:
     """The DSN of the embedded server of ``data_dir`` (psql and asyncpg accept it)."""
     run_dir = Path(data_dir).absolute() / "run"
-    return f"postgresql://{SUPERUSER}@/{DATABASE}?host={quote(str(run_dir), safe='/')}&port={PORT}"
+    return f"postgresql://{SUPERUSER}@/{database}?host={quote(str(run_dir), safe='/')}&port={PORT}"
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """What ``kubeinv db status`` shows about the embedded server (nothing is started)."""
+
+    data_dir: Path
+    initialized: bool  # pgdata holds a database cluster
+    major_version: int | None  # pgdata/PG_VERSION
+    server_version: str | None  # `postgres -V` of binaries of that major, when found
+    bindir: Path | None
+    pid: int | None  # None: not running
+    socket: Path
+    size_bytes: int  # of pgdata
+    log_file: Path
+    dsn: str
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
 
 
 @dataclass(frozen=True)
@@ -84,6 +104,32 @@ class ServerUser:
     @property
     def is_current(self) -> bool:
         return self.uid == os.geteuid()
+
+
+def _server_version(bindir: Path) -> str | None:
+    """``16.2`` for the server in ``bindir`` (``postgres -V``), or None."""
+    try:
+        out = subprocess.run(
+            [str(bindir / "postgres"), "-V"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    words = out.split()
+    return words[2] if len(words) >= 3 else None
+
+
+def _tree_size(root: Path) -> int:
+    """Bytes of the files under ``root`` (0 when it cannot be read)."""
+    total = 0
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
 
 
 def server_major(bindir: Path) -> int | None:
@@ -188,11 +234,44 @@ class EmbeddedServer:
 
     # ---- public ----------------------------------------------------------------------------
 
-    def dsn(self) -> str:
-        return embedded_dsn(self.data_dir)
+    def dsn(self, database: str = DATABASE) -> str:
+        return embedded_dsn(self.data_dir, database)
 
-    def ensure_running(self) -> str:
-        """Start the server unless it already runs; return its DSN."""
+    @property
+    def socket_path(self) -> Path:
+        return self.run_dir / f".s.PGSQL.{PORT}"
+
+    def status(self) -> ServerStatus:
+        """The server's state, read from its data directory; starts nothing, changes nothing."""
+        major: int | None = None
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            major = int((self.pgdata / "PG_VERSION").read_text().split()[0].split(".")[0])
+        version: str | None = None
+        bindir: Path | None = None
+        if major is not None:
+            for candidate in _find_bindirs() if self._bindirs is None else self._bindirs:
+                text = _server_version(candidate)
+                if text and text.split(".")[0] == str(major):
+                    version, bindir = text, candidate
+                    break
+        return ServerStatus(
+            data_dir=self.data_dir,
+            initialized=major is not None,
+            major_version=major,
+            server_version=version,
+            bindir=bindir,
+            pid=self.running_pid(),
+            socket=self.socket_path,
+            size_bytes=_tree_size(self.pgdata),
+            log_file=self.log_file,
+            dsn=self.dsn(),
+        )
+
+    def ensure_running(self, *, create_database: bool = True) -> str:
+        """Start the server unless it already runs; return its DSN.
+
+        ``create_database`` False leaves the inventory database uncreated when this call starts
+        the server (the demo works in a scratch database of its own)."""
         socket_path = self.run_dir / f".s.PGSQL.{PORT}"
         if len(str(socket_path)) > _SOCKET_PATH_MAX:
             raise EmbeddedServerError(
@@ -209,7 +288,8 @@ class EmbeddedServer:
                 self._initdb()
             self._remove_stale_pidfile()
             self._start()
-            self._createdb()
+            if create_database:
+                self._createdb()
         return self.dsn()
 
     def running_pid(self) -> int | None:

@@ -273,6 +273,8 @@ async def store_cluster(
             None if complete else "not read: " + "; ".join(missing),
             run_id,
         )
+        # A retired cluster collected again comes back: new versions from now on.
+        await conn.execute(q["end_retirement"], cid, when)
         version = await _merge_version(conn, q, cid, when, inv.version)
         nodes = await _merge_nodes(conn, q, cid, when, inv.nodes)
         api = await _merge_api_resources(

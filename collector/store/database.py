@@ -376,7 +376,8 @@ class Store:
         return await self._with_conn(f"storing cluster {inv.cluster_id}", run)
 
     async def record_outcomes(self, run_id: int, outcomes: Sequence[TargetOutcome]) -> None:
-        """Write the ledger rows of a run and update each touched cluster's last status."""
+        """Write the ledger rows of a run, update each touched cluster's last status, and
+        remember the cluster each target identified (``inventory.target_cluster``)."""
         rows = [
             (
                 run_id,
@@ -404,6 +405,7 @@ class Store:
                 if rows:
                     await conn.executemany(self._q["insert_outcome"], rows)
                 await conn.execute(self._q["apply_outcomes_to_clusters"], run_id)
+                await conn.execute(self._q["remember_target_clusters"], run_id)
 
         await self._with_conn("recording the run's outcomes", run)
 

@@ -32,11 +32,9 @@ class Retirement:
 
 
 async def mark_reached(conn: Connection, q: dict[str, str], run_id: int) -> list[str]:
-    """Remember which cluster each target of run ``run_id`` identified, and mark the clusters the
-    run reached; returns their ids. Needs the run's ledger rows (``record_outcomes``)."""
-    async with conn.transaction():
-        await conn.execute(q["remember_target_clusters"], run_id)
-        rows = await conn.fetch(q["mark_reached"], run_id)
+    """Mark the clusters run ``run_id`` reached; returns their ids. Needs the run's ledger rows
+    and target identities (``Store.record_outcomes``)."""
+    rows = await conn.fetch(q["mark_reached"], run_id)
     return sorted(str(r["cluster_id"]) for r in rows)
 
 

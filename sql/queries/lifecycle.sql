@@ -2,7 +2,8 @@
 -- Store.retire_unreached, Store.retire_clusters, Store.cluster_registry; sql/0022).
 
 -- name: remember_target_clusters
--- After the ledger rows of run $1 are written: the cluster each target of the run identified.
+-- After the ledger rows of run $1 are written and applied (apply_outcomes_to_clusters, which
+-- reads the identities of earlier runs): the cluster each target of the run identified.
 INSERT INTO inventory.target_cluster AS t (kubeconfig_path, context_name, cluster_id,
                                            identified_at, run_id)
 SELECT cc.kubeconfig_path, cc.context_name, cc.cluster_id,

@@ -203,17 +203,17 @@ ON CONFLICT (run_id, kubeconfig_path, context_name) DO UPDATE SET
 -- name: apply_outcomes_to_clusters
 -- After the ledger rows of run $1 are written: set each touched cluster's last status.
 -- A context that could not identify its cluster (unreachable, auth failure) is attributed to
--- the cluster it identified last time, so that a cluster that went down shows 'failed'.
--- A cluster collected through one context is 'ok' even if another of its contexts failed.
+-- the cluster it identified last time (inventory.target_cluster, which this run updates only
+-- afterwards, and which outlives the pruned ledger), so that a cluster that went down shows
+-- 'failed'. A cluster collected through one context is 'ok' even if another of its contexts
+-- failed.
 WITH outcome AS (
     SELECT cc.*, coalesce(cc.cluster_id, prev.cluster_id) AS resolved_id
     FROM inventory.cluster_collection cc
-    LEFT JOIN LATERAL (
-        SELECT p.cluster_id FROM inventory.cluster_collection p
-        WHERE p.kubeconfig_path = cc.kubeconfig_path AND p.context_name = cc.context_name
-          AND p.cluster_id IS NOT NULL AND p.run_id < cc.run_id
-        ORDER BY p.run_id DESC LIMIT 1
-    ) prev ON cc.cluster_id IS NULL
+    LEFT JOIN inventory.target_cluster prev
+           ON cc.cluster_id IS NULL
+          AND prev.kubeconfig_path = cc.kubeconfig_path AND prev.context_name = cc.context_name
+          AND prev.run_id < cc.run_id
     WHERE cc.run_id = $1
 ), per_cluster AS (
     SELECT resolved_id AS cluster_id,

@@ -578,9 +578,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     del args.database_url
     settings = _load(args)
     chart = None if args.no_chart else args.chart
-    return int(
-        asyncio.run(demo.demo_command(settings, chart=chart, database_url=database_url))
-    )
+    return int(asyncio.run(demo.demo_command(settings, chart=chart, database_url=database_url)))
 
 
 def _cmd_clusters(args: argparse.Namespace) -> int:

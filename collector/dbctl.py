@@ -97,9 +97,7 @@ async def start_command(settings: Settings, *, stream: IO[str] | None = None) ->
         out.write(f"the embedded PostgreSQL is running already (pid {pid}, {server.data_dir})\n")
         return EXIT_OK
     await asyncio.to_thread(server.ensure_running)
-    out.write(
-        f"started the embedded PostgreSQL (pid {server.running_pid()}, {server.data_dir})\n"
-    )
+    out.write(f"started the embedded PostgreSQL (pid {server.running_pid()}, {server.data_dir})\n")
     return EXIT_OK
 
 

@@ -130,7 +130,9 @@ async def open_demo_database(settings: Settings, database_url: str | None) -> St
         raise
     if foreign:
         await store.close()
-        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        shown = ", ".join(foreign[:3]) + (
+            f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        )
         raise ConfigError(
             f"kubeinv demo --database-url {redact_dsn(database_url)}: this database holds "
             f"{len(foreign)} cluster(s) that no demo created ({shown}); the demo writes only "

@@ -76,7 +76,9 @@ def render_registry(rows: Sequence[Row], output: str | None, out: IO[str]) -> No
             out.write("no cluster has been collected yet\n")
             return
         print_table(None, columns, cells, stream=out, status_column=_STATE_STYLE_COLUMN)
-        counts = {s: sum(1 for r in rows if r["state"] == s) for s in ("active", "stale", "retired")}
+        counts = {
+            s: sum(1 for r in rows if r["state"] == s) for s in ("active", "stale", "retired")
+        }
         out.write(
             f"\n{len(rows)} clusters: {counts['active']} active, {counts['stale']} stale, "
             f"{counts['retired']} retired\n"

@@ -181,8 +181,7 @@ def parse_retire_after(text: str | float | int) -> timedelta | None:
         if isinstance(text, int | float) and not isinstance(text, bool) and text == 0:
             return timedelta(0)
         raise ValueError(
-            f"{text!r} is not a retirement delay; use a duration such as 7d, 12h or 0s, "
-            "or never"
+            f"{text!r} is not a retirement delay; use a duration such as 7d, 12h or 0s, or never"
         ) from None
 
 

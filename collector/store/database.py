@@ -30,7 +30,13 @@ from collector.records import ClusterInventory, TargetOutcome
 from collector.store.embedded import EmbeddedServer
 from collector.store.migrating import apply_migrations, load_migrations
 from collector.store.queries import load_queries
-from collector.store.retiring import Retirement, mark_reached, registry, retire_by_hand, retire_unseen
+from collector.store.retiring import (
+    Retirement,
+    mark_reached,
+    registry,
+    retire_by_hand,
+    retire_unseen,
+)
 from collector.store.writing import (
     Connection,
     StoreStats,

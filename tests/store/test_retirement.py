@@ -100,6 +100,7 @@ async def test_removed_context_retires_down_cluster_stays_and_removed_context_co
         assert report.retired == []
     registry = _by_context(await store.cluster_registry())
     assert registry["down"]["state"] == "stale"
+    assert registry["down"]["cluster_id"] == down_id
     assert registry["down"]["retired_at"] is None
     assert registry["down"]["last_status"] == "failed"
     assert {registry[c]["state"] for c in ("stays", "leaves")} == {"active"}

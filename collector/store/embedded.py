@@ -531,6 +531,14 @@ class EmbeddedServer:
             time.monotonic() - started,
         )
 
+    def create_database(self) -> None:
+        """Create the inventory database in the running server unless it exists (a server that
+        the demo started holds only the demo's scratch database)."""
+        with self._start_lock():
+            if self.bindir is None:
+                self.bindir = self._usable_bindir()
+            self._createdb()
+
     def _createdb(self) -> None:
         assert self.bindir is not None
         createdb = self.bindir / "createdb"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -126,14 +127,29 @@ def demo_data_dir() -> Iterator[Path]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.mark.slow
-def test_demo_runs_on_the_embedded_database(demo_data_dir: Path, tmp_path: Path) -> None:
-    """The README's demo: no database configured, exit 0, every section printed."""
-    env = clean_env(tmp_path, {"KUBEINV_DATA_DIR": str(demo_data_dir)})
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    result = subprocess.run(
-        [sys.executable, "-m", "collector", "demo"],
+async def _snapshot(dsn: str) -> dict[str, str]:
+    """Every table of the database (any schema but the catalogs): its rows, hashed."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        tables = await conn.fetch(
+            "SELECT format('%I.%I', n.nspname, c.relname) AS name FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
+            "AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1"
+        )
+        return {
+            t["name"]: await conn.fetchval(
+                f"SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' "
+                f"ORDER BY t::text)), '') FROM {t['name']} t"
+            )
+            for t in tables
+        }
+    finally:
+        await conn.close()
+
+
+def _demo(env: dict[str, str], workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "collector", "demo", *args],
         env=env,
         cwd=workdir,
         capture_output=True,
@@ -141,7 +157,35 @@ def test_demo_runs_on_the_embedded_database(demo_data_dir: Path, tmp_path: Path)
         timeout=300,
         check=False,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.slow
+async def test_two_demos_in_a_row_leave_the_inventory_as_it_was(
+    demo_data_dir: Path, tmp_path: Path, pg_dsn: str, sim_fleet: Callable[..., object]
+) -> None:
+    """The README's demo: exit 0, every section printed, into the scratch database kubeinv_demo
+    of the embedded server, recreated each time, even with KUBEINV_DATABASE_URL set; neither that
+    database nor the embedded server's inventory database changes."""
+    # A configured inventory with a cluster in it, and an embedded inventory database.
+    fleet = await sim_fleet(  # type: ignore[misc]
+        FleetSpec(clusters=[ClusterSpec(name="real-prod", version="v1.30.6", nodes=2)])
+    )
+    configured = clean_env(tmp_path, {"KUBEINV_DATABASE_URL": pg_dsn})
+    stored = await kubeinv_async("collect", "--kubeconfig", str(fleet.kubeconfig), env=configured)
+    assert stored.returncode == 0, stored.stderr
+    embedded_env = clean_env(tmp_path, {"KUBEINV_DATA_DIR": str(demo_data_dir)})
+    migrated = await kubeinv_async("migrate", env=embedded_env)
+    assert migrated.returncode == 0, migrated.stderr
+    inventory_dsn = EmbeddedServer(demo_data_dir).dsn()
+    before = await _snapshot(pg_dsn), await _snapshot(inventory_dsn)
+    assert before[0]["inventory.cluster"].startswith("1:")
+
+    env = {**embedded_env, "KUBEINV_DATABASE_URL": pg_dsn}
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    for _ in range(2):
+        result = await asyncio.to_thread(_demo, env, workdir)
+        assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     for section in (
         "1. First collection",
@@ -154,7 +198,7 @@ def test_demo_runs_on_the_embedded_database(demo_data_dir: Path, tmp_path: Path)
         "8. Support status",
     ):
         assert section in out, section
-    assert "run 1: 7/8 targets ok, 6 clusters" in out
+    assert "run 1: 7/8 targets ok, 6 clusters" in out  # run 1: a fresh database each time
     assert "ok (dedup)" in out
     assert "dr-site" in out and "Unreachable" in out
     history = out.split("5. Version history")[1].split("== 6.")[0]
@@ -164,12 +208,71 @@ def test_demo_runs_on_the_embedded_database(demo_data_dir: Path, tmp_path: Path)
     assert "v1.31.2" in prod_us[1] and "(current)" in prod_us[1]
     changes = out.split("6. Changes between the runs")[1].split("== 7.")[0]
     assert "node-removed" in changes and "version" in changes
-    assert "embedded PostgreSQL" in out
+    assert "scratch database kubeinv_demo of the embedded PostgreSQL" in out
     chart = workdir / "kubeinv-versions.html"
     assert (chart.is_file() and "<svg" in chart.read_text()) or "<canvas" in chart.read_text()
     assert (demo_data_dir / "pgdata" / "PG_VERSION").is_file()
     if os.geteuid() == 0:
         assert (demo_data_dir / "pgdata").stat().st_uid != 0  # the server ran as 'nobody'
+
+    # Both inventories are as they were; the scratch database holds one demo: 6 clusters.
+    assert (await _snapshot(pg_dsn), await _snapshot(inventory_dsn)) == before
+    demo_dsn = EmbeddedServer(demo_data_dir).dsn("kubeinv_demo")
+    conn = await asyncpg.connect(demo_dsn)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM inventory.cluster") == 6
+        assert await conn.fetchval("SELECT count(*) FROM inventory.demo_cluster") == 6
+    finally:
+        await conn.close()
+    # The last line: a psql command for the demo's database, which psql accepts.
+    last = out.strip().splitlines()[-1]
+    assert last == f"psql '{demo_dsn}' -c 'table inventory.cluster_current'"
+    psql = shutil.which("psql")
+    if psql is not None:
+        shown = subprocess.run(
+            [psql, demo_dsn, "-Atc", "SELECT count(*) FROM inventory.cluster_current"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert shown.stdout.strip() == "6", shown.stderr
+
+
+async def test_demo_database_url_refuses_an_inventory_with_real_clusters(
+    tmp_path: Path, pg_dsn: str, pg_empty_dsn: str, sim_fleet: Callable[..., object]
+) -> None:
+    fleet = await sim_fleet(  # type: ignore[misc]
+        FleetSpec(clusters=[ClusterSpec(name="real-prod", version="v1.30.6", nodes=2)])
+    )
+    env = clean_env(tmp_path, {"KUBEINV_DATABASE_URL": pg_dsn})
+    stored = await kubeinv_async("collect", "--kubeconfig", str(fleet.kubeconfig), env=env)
+    assert stored.returncode == 0, stored.stderr
+    before = await _snapshot(pg_dsn)
+    refused = await kubeinv_async("demo", "--no-chart", "--database-url", pg_dsn, env=env)
+    assert refused.returncode == 2, refused.stderr
+    assert "holds 1 cluster(s) that no demo created" in refused.stderr
+    assert "Run 'kubeinv demo' without --database-url" in refused.stderr
+    assert await _snapshot(pg_dsn) == before
+
+    # A database holding no inventory yet is accepted; what the demo made is recorded as the
+    # demo's, so a later demo is accepted too, and a cluster from elsewhere is not.
+    from collector.store import open_store, redact_dsn  # noqa: PLC0415
+
+    demo = await kubeinv_async("demo", "--no-chart", "--database-url", pg_empty_dsn, env=env)
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    assert "the database given with --database-url" in demo.stdout
+    assert demo.stdout.strip().splitlines()[-1].startswith(f"psql '{redact_dsn(pg_empty_dsn)}'")
+    assert await _snapshot(pg_dsn) == before
+    store = await open_store(pg_empty_dsn)
+    try:
+        assert await store.non_demo_clusters() == []
+        assert len(await store.cluster_registry()) == 6
+        async with store.connection() as conn:
+            await conn.execute("INSERT INTO inventory.cluster (cluster_id) VALUES ('mine')")
+        assert await store.non_demo_clusters() == ["mine"]
+    finally:
+        await store.close()
 
 
 async def test_contexts_check_probes_each_target(

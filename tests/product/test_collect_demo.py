@@ -229,7 +229,8 @@ async def test_two_demos_in_a_row_leave_the_inventory_as_it_was(
     assert last == f"psql '{demo_dsn}' -c 'table inventory.cluster_current'"
     psql = shutil.which("psql")
     if psql is not None:
-        shown = subprocess.run(
+        shown = await asyncio.to_thread(
+            subprocess.run,
             [psql, demo_dsn, "-Atc", "SELECT count(*) FROM inventory.cluster_current"],
             capture_output=True,
             text=True,

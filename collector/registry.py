@@ -38,9 +38,9 @@ def registry_table(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
         "contexts",
         "cluster_id",
         "version",
-        "last collected",
-        "last status",
-        "last reached",
+        "last_collected",
+        "last_status",
+        "last_reached",
         "retired",
     ]
     cells = []

@@ -80,7 +80,7 @@ def render_registry(rows: Sequence[Row], output: str | None, out: IO[str]) -> No
             s: sum(1 for r in rows if r["state"] == s) for s in ("active", "stale", "retired")
         }
         out.write(
-            f"\n{len(rows)} clusters: {counts['active']} active, {counts['stale']} stale, "
+            f"{len(rows)} clusters: {counts['active']} active, {counts['stale']} stale, "
             f"{counts['retired']} retired\n"
         )
 

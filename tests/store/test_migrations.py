@@ -43,6 +43,10 @@ RELATIONS = {
     "node_current": NODE_COLUMNS,
     "api_resource_current": API_COLUMNS,
     "cluster_service_current": ["cluster_id", "namespace", "name", "proxy_url"],
+    "cluster_registry": [
+        "cluster_id", "context_names", "first_seen_at", "last_collected_at", "last_status",
+        "retired_at", "retired_by",
+    ],
     "cluster_version_history": [
         "cluster_id", "git_version", "major", "minor_version", "git_commit", "build_date",
         "go_version", "platform", "valid_from", "valid_to",

@@ -283,3 +283,51 @@ async def test_retirement_survives_concurrent_store_rules(store: Store, sim_flee
                 "VALUES ($1, now(), 'forgotten')",
                 cid,
             )
+
+
+async def test_migration_0022_on_a_database_with_history(pg_empty_dsn: str, tmp_path: Path) -> None:
+    """An existing inventory: each cluster's last attempt becomes its last reach, and each
+    target's latest identification in the ledger its remembered cluster."""
+    import shutil  # noqa: PLC0415
+
+    from collector.store import open_store  # noqa: PLC0415
+    from collector.store.queries import sql_dir  # noqa: PLC0415
+
+    older = tmp_path / "sql"
+    shutil.copytree(sql_dir(), older)
+    (older / "0022_cluster_lifecycle.sql").unlink()
+    store = await open_store(pg_empty_dsn)
+    try:
+        await store.migrate(older)
+        async with store.connection() as conn:
+            await conn.execute(
+                """
+                INSERT INTO inventory.cluster (cluster_id, first_seen_at, last_collected_at,
+                                               last_attempt_at, last_status, last_run_id)
+                VALUES ('c1', '2026-01-01', '2026-01-02', '2026-01-05', 'failed', 2);
+                INSERT INTO inventory.collection_run (started_at, finished_at, status)
+                VALUES ('2026-01-02', '2026-01-02', 'ok'), ('2026-01-05', '2026-01-05', 'failed');
+                INSERT INTO inventory.cluster_collection
+                    (run_id, kubeconfig_path, context_name, cluster_id, status, finished_at)
+                VALUES (1, '/k', 'ctx', 'c1', 'ok', '2026-01-02 00:00:01+00'),
+                       (2, '/k', 'ctx', NULL, 'failed', '2026-01-05 00:00:01+00');
+                """
+            )
+        assert await store.migrate() == ["0022"]
+        async with store.connection() as conn:
+            reached = await conn.fetchrow(
+                "SELECT last_reached_at, last_reached_run_id FROM inventory.cluster"
+            )
+            target = await conn.fetchrow("SELECT * FROM inventory.target_cluster")
+        assert reached["last_reached_at"].isoformat() == "2026-01-05T00:00:00+00:00"
+        assert reached["last_reached_run_id"] == 2
+        assert (target["kubeconfig_path"], target["context_name"], target["cluster_id"]) == (
+            "/k",
+            "ctx",
+            "c1",
+        )
+        assert target["run_id"] == 1
+        [row] = await store.cluster_registry()
+        assert (row["state"], row["retired_at"]) == ("stale", None)
+    finally:
+        await store.close()

@@ -172,3 +172,13 @@ def test_db_status_start_stop_on_the_embedded_server(data_dir: Path, tmp_path: P
     url = kubeinv("db", "url", env=env, timeout=180)
     assert url.returncode == 0, url.stderr
     assert EmbeddedServer(data_dir).running_pid() is not None
+
+
+def test_db_status_on_a_configured_database(pg_dsn: str, tmp_path: Path) -> None:
+    env = clean_env(tmp_path, {"KUBEINV_DATABASE_URL": pg_dsn})
+    result = kubeinv("db", "status", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "configured (not the embedded server)" in result.stdout
+    assert "version:   PostgreSQL " in result.stdout
+    database = pg_dsn.rsplit("/", 1)[1]
+    assert f"database:  {database}, " in result.stdout

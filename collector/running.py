@@ -291,10 +291,14 @@ async def retire_unreached_clusters(
     retire_after = settings.lifecycle.retire_after_delta
     retired = await store.retire_unreached(run_id, retire_after)
     for r in retired:
-        since = f"{r.last_reached_at:%Y-%m-%d %H:%M:%S %Z}" if r.last_reached_at else "ever"
+        since = (
+            f"since {r.last_reached_at:%Y-%m-%d %H:%M:%S %Z}"
+            if r.last_reached_at
+            else "in any run since it was collected"
+        )
         log.warning(
-            "cluster %s retired: no target has reached it since %s (lifecycle.retire_after "
-            "= %s); its history is kept, and it comes back when a target reaches it again",
+            "cluster %s retired: no target has reached it %s (lifecycle.retire_after = %s); "
+            "its history is kept, and it comes back when its inventory is collected again",
             r.cluster_id,
             since,
             settings.lifecycle.retire_after,

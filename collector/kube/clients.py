@@ -58,6 +58,7 @@ class CredentialFiles:
         self.path = tempfile.mkdtemp(prefix="kubeinv-credentials-")
 
     def cleanup(self) -> None:
+        _close_descriptors_under(self.path)
         with contextlib.suppress(Exception):
             from kubernetes_asyncio.config import kube_config  # noqa: PLC0415
 
@@ -72,6 +73,27 @@ class CredentialFiles:
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
+
+
+def _close_descriptors_under(directory: str) -> None:
+    """Close this process's descriptors of files in ``directory``.
+
+    kubernetes-asyncio 36.x creates each credential file with ``tempfile.mkstemp`` and never
+    closes the descriptor it returns: without this, every run leaks one descriptor per
+    ``*-data`` field (still readable through ``/proc/PID/fd`` after the file is deleted).
+    Nothing else opens files there, and the loader is done with them when the run ends.
+    """
+    prefix = os.path.join(directory, "")
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:  # no procfs: nothing to find
+        return
+    for name in names:
+        try:
+            if os.readlink(f"/proc/self/fd/{name}").startswith(prefix):
+                os.close(int(name))
+        except (OSError, ValueError):
+            continue
 
 
 def load_library() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -119,6 +121,19 @@ class Metrics:
             registry=r,
         )
 
+        # What a daemon left alone for months must keep flat (README, "Running it for real"):
+        # descriptors and memory (process_open_fds, process_resident_memory_bytes, Linux only),
+        # asyncio tasks and threads.
+        ProcessCollector(registry=r)
+        self.tasks = Gauge(
+            "kubeinv_asyncio_tasks",
+            "asyncio tasks of the daemon's event loop (this scrape's own included).",
+            registry=r,
+        )
+        self.tasks.set_function(_count_tasks)
+        self.threads = Gauge("kubeinv_threads", "Threads of the process.", registry=r)
+        self.threads.set_function(lambda: float(threading.active_count()))
+
     def observe_outcomes(self, outcomes: Iterable[TargetOutcome]) -> None:
         now = time.time()
         for o in outcomes:
@@ -153,6 +168,13 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _count_tasks() -> float:
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:  # rendered outside the event loop
+        return float("nan")
 
 
 class MetricsServer:

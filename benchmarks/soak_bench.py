@@ -124,9 +124,9 @@ async def soak(args: argparse.Namespace) -> list[dict[str, Any]]:
     tmpdir.mkdir()
     _scenario(work / "fleet.toml", args.clusters, args.nodes)
     fleet_dir = work / "fleet"
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "collector", "sim", "serve", "--scenario", str(work / "fleet.toml")]
-        + ["--out", str(fleet_dir)],
+    sim = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "collector", "sim", "serve"),
+        *("--scenario", str(work / "fleet.toml"), "--out", str(fleet_dir)),
         env=env,
         cwd=str(ROOT),
         stdout=subprocess.DEVNULL,
@@ -140,7 +140,7 @@ async def soak(args: argparse.Namespace) -> list[dict[str, Any]]:
     daemon: asyncio.subprocess.Process | None = None
     try:
         while not (fleet_dir / "ready").exists():
-            if sim.poll() is not None:
+            if sim.returncode is not None:
                 raise SystemExit("the simulator exited")
             await asyncio.sleep(0.1)
         port = _free_port()
@@ -183,8 +183,8 @@ async def soak(args: argparse.Namespace) -> list[dict[str, Any]]:
             daemon.kill()
             await daemon.wait()
         sim.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            sim.wait(20)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(sim.wait(), 20)
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()
         shutil.rmtree(work, ignore_errors=True)

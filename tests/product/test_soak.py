@@ -150,6 +150,10 @@ def _finished_runs(log_path: Path) -> int:
     return count
 
 
+def _tail(log_path: Path) -> str:
+    return log_path.read_text()[-3000:]
+
+
 @contextlib.asynccontextmanager
 async def _daemon(args: list[str], env: dict[str, str], log_path: Path) -> AsyncIterator[Any]:
     with log_path.open("wb") as log_file:
@@ -177,11 +181,10 @@ async def _wait_for_run(n: int, proc: Any, log_path: Path, *, within: float = 12
     while _finished_runs(log_path) < n:
         if proc.returncode is not None:
             raise AssertionError(
-                f"the daemon exited ({proc.returncode}) before run {n}:\n"
-                + log_path.read_text()[-3000:]
+                f"the daemon exited ({proc.returncode}) before run {n}:\n{_tail(log_path)}"
             )
         if time.monotonic() > deadline:
-            raise AssertionError(f"run {n} did not finish:\n" + log_path.read_text()[-3000:])
+            raise AssertionError(f"run {n} did not finish:\n{_tail(log_path)}")
         await asyncio.sleep(0.02)
 
 

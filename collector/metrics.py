@@ -42,6 +42,16 @@ class Health:
     last_run_at: float | None = None
     last_run_status: str | None = None
     runs: int = 0
+    # Set while `kubeinv run` waits for the database at start-up: why it cannot be used yet.
+    waiting_for_database: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.stopping:
+            return "stopping"
+        if self.waiting_for_database is not None:
+            return "waiting-for-database"
+        return "ok"
 
 
 class Metrics:
@@ -210,16 +220,21 @@ class MetricsServer:
                 status, ctype, body = "405 Method Not Allowed", "text/plain", b"GET only\n"
             elif path == "/metrics":
                 status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, self.metrics.render()
-            elif path in ("/healthz", "/health", "/livez", "/readyz"):
+            elif path in ("/healthz", "/health", "/readyz", "/livez"):
+                # /healthz, /health, /readyz: ready to collect (503 while stopping or waiting
+                # for the database). /livez: the process is alive and serving (503 stopping).
                 h = self.metrics.health
                 doc = {
-                    "status": "stopping" if h.stopping else "ok",
+                    "status": h.status,
+                    "ready": h.status == "ok",
                     "started_at": h.started_at,
                     "runs": h.runs,
                     "last_run_at": h.last_run_at,
                     "last_run_status": h.last_run_status,
+                    "database_error": h.waiting_for_database,
                 }
-                status = "503 Service Unavailable" if h.stopping else "200 OK"
+                failing = h.stopping if path == "/livez" else h.status != "ok"
+                status = "503 Service Unavailable" if failing else "200 OK"
                 ctype, body = "application/json", msgspec.json.encode(doc) + b"\n"
             else:
                 status, ctype, body = "404 Not Found", "text/plain", b"try /metrics or /healthz\n"

@@ -251,6 +251,7 @@ async def collect_once(
         if store is not None and run_id is not None:
             await store.record_outcomes(run_id, report.outcomes)
             await store.finish_run(run_id, report.status)
+            await prune_ledger(store, settings)
         if metrics is not None:
             metrics.observe_outcomes(report.outcomes)
         _log_outcomes(report)
@@ -279,6 +280,29 @@ async def collect_once(
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(store.finish_run(run_id, "failed"), 5)
         raise
+
+
+async def prune_ledger(store: Store, settings: Settings) -> None:
+    """The run-end ledger step: delete ledger rows older than ``retention.ledger``.
+
+    The run is recorded by then; a failure here is logged and does not change its outcome.
+    """
+    older_than = settings.retention.ledger_delta
+    if older_than is None:
+        return
+    try:
+        pruned = await store.prune_ledger(older_than)
+    except StoreError as exc:
+        log.warning("the run ledger was not pruned: %s (the next run tries again)", exc.message)
+        return
+    if pruned.rows or pruned.runs:
+        log.info(
+            "run ledger: deleted %d target rows and %d runs older than %s (retention.ledger)",
+            pruned.rows,
+            pruned.runs,
+            settings.retention.ledger,
+            extra={"deleted_rows": pruned.rows, "deleted_runs": pruned.runs},
+        )
 
 
 def _note_refused(

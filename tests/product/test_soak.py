@@ -176,7 +176,7 @@ async def _daemon(args: list[str], env: dict[str, str], log_path: Path) -> Async
                 await proc.wait()
 
 
-async def _wait_for_run(n: int, proc: Any, log_path: Path, *, within: float = 120) -> None:
+async def _wait_for_run(n: int, proc: Any, log_path: Path, *, within: float = 300) -> None:
     deadline = time.monotonic() + within
     while _finished_runs(log_path) < n:
         if proc.returncode is not None:

@@ -120,22 +120,30 @@ async def _sessions(dsn: str) -> int:
 
 
 async def _sample(run: int, pid: int, port: int, dsn: str, tmpdir: Path) -> Sample:
-    # The run has just ended and the next starts an interval later: take the smallest of a few
-    # readings, so that a reading caught in the next run's first milliseconds does not count.
-    descriptors, threads = [], []
-    for _ in range(3):
-        descriptors.append(len(os.listdir(f"/proc/{pid}/fd")))
-        threads.append(int(_proc_status(pid)["Threads"]))
-        await asyncio.sleep(0.02)
-    rss_kib = int(_proc_status(pid)["VmRSS"].split()[0])
+    # The run has just ended and the next starts at the next tick: take the smallest of a few
+    # readings over 0.2 s, so that a reading caught in the next run does not count.
+    readings: list[tuple[int, int, int, int | None, int, int]] = []
+    for _ in range(5):
+        readings.append(
+            (
+                len(os.listdir(f"/proc/{pid}/fd")),
+                int(_proc_status(pid)["VmRSS"].split()[0]),
+                int(_proc_status(pid)["Threads"]),
+                await _asyncio_tasks(port),
+                await _sessions(dsn),
+                _tree_entries(tmpdir),
+            )
+        )
+        await asyncio.sleep(0.04)
+    tasks = [r[3] for r in readings if r[3] is not None]  # none: the daemon has no such gauge
     return Sample(
         run=run,
-        descriptors=min(descriptors),
-        rss_mib=round(rss_kib / 1024, 1),
-        threads=min(threads),
-        asyncio_tasks=await _asyncio_tasks(port),
-        pg_sessions=await _sessions(dsn),
-        tmp_entries=_tree_entries(tmpdir),
+        descriptors=min(r[0] for r in readings),
+        rss_mib=round(min(r[1] for r in readings) / 1024, 1),
+        threads=min(r[2] for r in readings),
+        asyncio_tasks=min(tasks) if tasks else None,
+        pg_sessions=min(r[4] for r in readings),
+        tmp_entries=min(r[5] for r in readings),
     )
 
 

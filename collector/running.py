@@ -251,11 +251,9 @@ async def collect_once(
         if store is not None and run_id is not None:
             await store.record_outcomes(run_id, report.outcomes)
             await store.finish_run(run_id, report.status)
-            await prune_ledger(store, settings)
         if metrics is not None:
             metrics.observe_outcomes(report.outcomes)
         _log_outcomes(report)
-        return report
     except asyncio.CancelledError:
         if store is not None and run_id is not None:
             log.warning("run %d abandoned: clusters not yet stored keep their state", run_id)
@@ -280,6 +278,10 @@ async def collect_once(
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(store.finish_run(run_id, "failed"), 5)
         raise
+    if store is not None:
+        # After the run is finished and recorded: nothing here can change its outcome.
+        await prune_ledger(store, settings)
+    return report
 
 
 async def prune_ledger(store: Store, settings: Settings) -> None:

@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 
 from collector import running
 from collector.errors import SettingsError
 from collector.records import TargetOutcome
 from collector.settings import load_settings, parse_retention
-from collector.store import Store
+from collector.store import Store, open_store
+from tests.plugins.pg import database_of
 
 from .builders import inventory
 
@@ -192,3 +194,31 @@ def test_a_bad_retention_names_the_setting_and_its_source() -> None:
             environ={},
             flag_names={"retention.ledger": "--ledger-retention"},
         )
+
+
+async def test_a_failed_pruning_is_a_warning_not_a_failed_run(
+    pg_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = await open_store(pg_dsn, max_size=1)
+    async with store.connection() as conn:
+        # The ledger is locked by someone else for longer than the statement may wait.
+        await conn.execute("ALTER DATABASE " + database_of(pg_dsn) + " SET lock_timeout = '50ms'")
+    await store.close()
+    store = await open_store(pg_dsn, max_size=1)
+    blocker = await asyncpg.connect(pg_dsn)
+    try:
+        await _run(store, 200, [_ok("a", "c")], clusters=("c",))
+        await _run(store, 1, [_ok("a", "c")], clusters=("c",))
+        async with blocker.transaction():
+            await blocker.execute(
+                "LOCK TABLE inventory.cluster_collection IN ACCESS EXCLUSIVE MODE"
+            )
+            await running.prune_ledger(store, load_settings({}, environ={}))
+        assert "the run ledger was not pruned" in caplog.text
+        assert "lock timeout" in caplog.text
+        # Once the lock is gone, the next run's pruning does it.
+        await running.prune_ledger(store, load_settings({}, environ={}))
+        assert len((await _ledger(store))["runs"]) == 1
+    finally:
+        await blocker.close()
+        await store.close()

@@ -22,8 +22,11 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
+from collector.kube.exec_plugin import RUN_COUNTS
 from collector.logging_setup import get_logger
 from collector.records import TargetOutcome
 
@@ -31,6 +34,21 @@ log = get_logger("metrics")
 
 _TARGET = ("kubeconfig", "context")
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class _ExecPluginRuns(Collector):
+    """``kubeinv_exec_plugin_runs_total{result}``: exec credential plugin runs of the process
+    (``ok``, ``failed``); a credential served from the cache is no run."""
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "kubeinv_exec_plugin_runs",
+            "Exec credential plugin runs, by result (ok, failed).",
+            labels=["result"],
+        )
+        for result, count in sorted(RUN_COUNTS.items()):
+            family.add_metric([result], count)
+        yield family
 
 
 @dataclass
@@ -130,6 +148,7 @@ class Metrics:
             "API resources read, summed over all runs.",
             registry=r,
         )
+        r.register(_ExecPluginRuns())
 
         # What a daemon left alone for months must keep flat (README, "Running it for real"):
         # descriptors and memory (process_open_fds, process_resident_memory_bytes, Linux only),

@@ -38,6 +38,7 @@ _SETTING_FLAGS: dict[str, tuple[str, str]] = {
     "shutdown_grace": ("schedule.shutdown_grace", "--shutdown-grace"),
     "metrics_port": ("metrics.port", "--metrics-port"),
     "metrics_host": ("metrics.host", "--metrics-host"),
+    "ledger_retention": ("retention.ledger", "--ledger-retention"),
     "log_format": ("log.format", "--log-format"),
     "log_level": ("log.level", "--log-level"),
     "retire_after": ("lifecycle.retire_after", "--retire-after"),
@@ -89,7 +90,7 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _database_flags(p: argparse.ArgumentParser) -> None:
+def _database_flags(p: argparse.ArgumentParser) -> Any:
     g = p.add_argument_group("database")
     g.add_argument(
         "--database-url",
@@ -105,6 +106,7 @@ def _database_flags(p: argparse.ArgumentParser) -> None:
         help="data directory of the embedded PostgreSQL (default: $XDG_DATA_HOME/kubeinv, "
         "/var/lib/kubeinv as root)",
     )
+    return g
 
 
 def _target_flags(p: argparse.ArgumentParser) -> None:
@@ -196,6 +198,16 @@ def _lifecycle_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _retention_flag(p: Any) -> None:
+    p.add_argument(
+        "--ledger-retention",
+        metavar="DURATION",
+        default=S,
+        help="after the run, delete run-ledger rows (collection_run, cluster_collection) older "
+        "than this, e.g. 90d or 12h; 0 keeps everything; history is never deleted (default: 90d)",
+    )
+
+
 def _output_flag(p: argparse.ArgumentParser, choices: Sequence[str], what: str) -> None:
     p.add_argument(
         "-o",
@@ -255,7 +267,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     _target_flags(p)
     _collection_flags(p)
     _lifecycle_flags(p)
-    _database_flags(p)
+    g = _database_flags(p)
+    _retention_flag(g)
     _config_flags(p)
     p.set_defaults(handler=_cmd_collect)
 
@@ -319,7 +332,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     _target_flags(p)
     _collection_flags(p)
     _lifecycle_flags(p)
-    _database_flags(p)
+    g = _database_flags(p)
+    _retention_flag(g)
     _config_flags(p)
     p.set_defaults(handler=_cmd_run)
 

@@ -4,8 +4,8 @@ Every class carries its default message in its docstring, a stable ``error_class
 is stored in the ledger (``inventory.cluster_collection.error_class``), and, for the top-level
 kinds, the process exit code that it maps to (see DESIGN.md, "Exit codes").
 
-Library exceptions (aiohttp, kubernetes_asyncio, asyncpg, yaml) are translated into these in
-exactly one place per layer, always chained with ``raise ... from exc``.
+Library exceptions (network and TLS, kubernetes_asyncio, asyncpg, yaml) are translated into
+these in exactly one place per layer, always chained with ``raise ... from exc``.
 """
 
 from __future__ import annotations

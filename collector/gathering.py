@@ -49,8 +49,14 @@ from collector.errors import (
     ClusterTimeoutError,
     redact,
 )
-from collector.kube.clients import CredentialFiles, load_library, open_client
+from collector.kube.clients import (
+    SHARED_EXEC_CREDENTIALS,
+    load_library,
+    needs_library,
+    open_client,
+)
 from collector.kube.discovering import Discovery, discover_api_resources
+from collector.kube.exec_plugin import ExecCredentialCache
 from collector.kube.fetching import Identity, fetch_cluster_services, identify
 from collector.kube.listing import NodeListing, list_nodes_paged
 from collector.kube.policy import Deadline, RequestPolicy
@@ -86,7 +92,7 @@ class GatherOptions:
     retry_after_max: float = 10.0
     max_list_restarts: int = 3  # node list restarts after 410 Gone
     # Keep-alive connections per cluster: each costs a TLS handshake (CPU on both ends).
-    connections_per_cluster: int = 2
+    connections_per_cluster: int = 1
 
     def request_policy(self) -> RequestPolicy:
         return RequestPolicy(
@@ -129,7 +135,7 @@ class _Run:
     progress: ProgressCallback | None
     claim: ClaimHook | None
     on_inventory: InventorySink | None
-    credential_files: CredentialFiles
+    exec_credentials: ExecCredentialCache
     client_options: dict[str, Any]
     targets: Sequence[Target] = ()
     owners: dict[str, Target] = field(default_factory=dict)  # cluster_id -> collecting target
@@ -160,10 +166,12 @@ async def gather(
     claim: ClaimHook | None = None,
     on_inventory: InventorySink | None = None,
     client_options: dict[str, Any] | None = None,
+    exec_credentials: ExecCredentialCache | None = None,
 ) -> CollectionResult:
     """Collect every target; one outcome per target, in the order of ``targets``.
 
     ``client_options`` go to each :class:`KubeClient` (tests pass ``sleep``/``rng``).
+    ``exec_credentials``: the exec credential cache (default: the process's, shared by runs).
     """
     started = _now()
     outcomes, run = await _visit_all(
@@ -174,6 +182,7 @@ async def gather(
         on_inventory=on_inventory,
         client_options=client_options,
         check_only=False,
+        exec_credentials=exec_credentials,
     )
     for inventory in run.inventories:
         inventory.context_names = tuple(run.contexts.get(inventory.cluster_id, ()))
@@ -215,42 +224,46 @@ async def _visit_all(
     on_inventory: InventorySink | None,
     client_options: dict[str, Any] | None,
     check_only: bool,
+    exec_credentials: ExecCredentialCache | None = None,
 ) -> tuple[list[TargetOutcome], _Run]:
     """Visit every target, at most ``options.concurrency`` at once; outcomes in target order."""
-    load_library()  # before any deadline starts
-    with CredentialFiles() as credential_files:
-        run = _Run(
-            options=options,
-            policy=options.request_policy(),
-            progress=progress,
-            claim=claim,
-            on_inventory=on_inventory,
-            credential_files=credential_files,
-            client_options=client_options or {},
-            targets=targets,
-            decided=[asyncio.Event() for _ in targets],
-        )
-        for position, target in enumerate(targets):
-            run.same_reach.setdefault(_reach_key(target), []).append(position)
-        semaphore = asyncio.Semaphore(max(1, options.concurrency))
+    if needs_library(targets):
+        load_library()  # before any deadline starts
+    if exec_credentials is None:
+        exec_credentials = SHARED_EXEC_CREDENTIALS
+    exec_credentials.new_run()  # credentials without an expiry are obtained again every run
+    run = _Run(
+        options=options,
+        policy=options.request_policy(),
+        progress=progress,
+        claim=claim,
+        on_inventory=on_inventory,
+        exec_credentials=exec_credentials,
+        client_options=client_options or {},
+        targets=targets,
+        decided=[asyncio.Event() for _ in targets],
+    )
+    for position, target in enumerate(targets):
+        run.same_reach.setdefault(_reach_key(target), []).append(position)
+    semaphore = asyncio.Semaphore(max(1, options.concurrency))
 
-        async def bounded(position: int, target: Target) -> TargetOutcome:
-            try:
-                if target.problem:  # no network, no slot needed
-                    return _visit_broken(run, target)
-                async with semaphore:
-                    return await _visit(run, position, target, check_only=check_only)
-            finally:
-                run.decided[position].set()
-
+    async def bounded(position: int, target: Target) -> TargetOutcome:
         try:
-            async with asyncio.TaskGroup() as tasks:
-                futures = [tasks.create_task(bounded(i, t)) for i, t in enumerate(targets)]
-        except BaseExceptionGroup as group:
-            hook_errors = group.subgroup(_HookError)
-            if hook_errors is not None:
-                raise _first_leaf(hook_errors).cause from None
-            raise
+            if target.problem:  # no network, no slot needed
+                return _visit_broken(run, target)
+            async with semaphore:
+                return await _visit(run, position, target, check_only=check_only)
+        finally:
+            run.decided[position].set()
+
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            futures = [tasks.create_task(bounded(i, t)) for i, t in enumerate(targets)]
+    except BaseExceptionGroup as group:
+        hook_errors = group.subgroup(_HookError)
+        if hook_errors is not None:
+            raise _first_leaf(hook_errors).cause from None
+        raise
     return [f.result() for f in futures], run
 
 
@@ -346,7 +359,7 @@ async def _visit(
                     target,
                     policy=run.policy,
                     deadline=deadline,
-                    credential_files=run.credential_files,
+                    exec_credentials=run.exec_credentials,
                     max_connections=run.options.connections_per_cluster,
                     **run.client_options,
                 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,10 +19,14 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
+from collector.kube.exec_plugin import RUN_COUNTS
 from collector.logging_setup import get_logger
 from collector.records import TargetOutcome
 
@@ -29,6 +34,21 @@ log = get_logger("metrics")
 
 _TARGET = ("kubeconfig", "context")
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class _ExecPluginRuns(Collector):
+    """``kubeinv_exec_plugin_runs_total{result}``: exec credential plugin runs of the process
+    (``ok``, ``failed``); a credential served from the cache is no run."""
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "kubeinv_exec_plugin_runs",
+            "Exec credential plugin runs, by result (ok, failed).",
+            labels=["result"],
+        )
+        for result, count in sorted(RUN_COUNTS.items()):
+            family.add_metric([result], count)
+        yield family
 
 
 @dataclass
@@ -40,6 +60,16 @@ class Health:
     last_run_at: float | None = None
     last_run_status: str | None = None
     runs: int = 0
+    # Set while `kubeinv run` waits for the database at start-up: why it cannot be used yet.
+    waiting_for_database: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.stopping:
+            return "stopping"
+        if self.waiting_for_database is not None:
+            return "waiting-for-database"
+        return "ok"
 
 
 class Metrics:
@@ -118,6 +148,20 @@ class Metrics:
             "API resources read, summed over all runs.",
             registry=r,
         )
+        r.register(_ExecPluginRuns())
+
+        # What a daemon left alone for months must keep flat (README, "Running it for real"):
+        # descriptors and memory (process_open_fds, process_resident_memory_bytes, Linux only),
+        # asyncio tasks and threads.
+        ProcessCollector(registry=r)
+        self.tasks = Gauge(
+            "kubeinv_asyncio_tasks",
+            "asyncio tasks of the daemon's event loop (this scrape's own included).",
+            registry=r,
+        )
+        self.tasks.set_function(_count_tasks)
+        self.threads = Gauge("kubeinv_threads", "Threads of the process.", registry=r)
+        self.threads.set_function(lambda: float(threading.active_count()))
 
     def observe_outcomes(self, outcomes: Iterable[TargetOutcome]) -> None:
         now = time.time()
@@ -155,6 +199,13 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+def _count_tasks() -> float:
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:  # rendered outside the event loop
+        return float("nan")
+
+
 class MetricsServer:
     """A minimal asyncio HTTP/1.1 server: ``GET /metrics`` and ``GET /healthz``."""
 
@@ -188,16 +239,21 @@ class MetricsServer:
                 status, ctype, body = "405 Method Not Allowed", "text/plain", b"GET only\n"
             elif path == "/metrics":
                 status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, self.metrics.render()
-            elif path in ("/healthz", "/health", "/livez", "/readyz"):
+            elif path in ("/healthz", "/health", "/readyz", "/livez"):
+                # /healthz, /health, /readyz: ready to collect (503 while stopping or waiting
+                # for the database). /livez: the process is alive and serving (503 stopping).
                 h = self.metrics.health
                 doc = {
-                    "status": "stopping" if h.stopping else "ok",
+                    "status": h.status,
+                    "ready": h.status == "ok",
                     "started_at": h.started_at,
                     "runs": h.runs,
                     "last_run_at": h.last_run_at,
                     "last_run_status": h.last_run_status,
+                    "database_error": h.waiting_for_database,
                 }
-                status = "503 Service Unavailable" if h.stopping else "200 OK"
+                failing = h.stopping if path == "/livez" else h.status != "ok"
+                status = "503 Service Unavailable" if failing else "200 OK"
                 ctype, body = "application/json", msgspec.json.encode(doc) + b"\n"
             else:
                 status, ctype, body = "404 Not Found", "text/plain", b"try /metrics or /healthz\n"

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
+import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -40,7 +42,7 @@ from collector.settings import Settings
 
 if TYPE_CHECKING:
     from collector.gathering import GatherOptions
-    from collector.metrics import Metrics
+    from collector.metrics import Health, Metrics
     from collector.store import Store
     from collector.store.retiring import Retirement
     from collector.targets import Target
@@ -255,7 +257,6 @@ async def collect_once(
         if metrics is not None:
             metrics.observe_outcomes(report.outcomes)
         _log_outcomes(report)
-        return report
     except asyncio.CancelledError:
         if store is not None and run_id is not None:
             log.warning("run %d abandoned: clusters not yet stored keep their state", run_id)
@@ -280,6 +281,33 @@ async def collect_once(
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(store.finish_run(run_id, "failed"), 5)
         raise
+    if store is not None:
+        # After the run is finished and recorded: nothing here can change its outcome.
+        await prune_ledger(store, settings)
+    return report
+
+
+async def prune_ledger(store: Store, settings: Settings) -> None:
+    """The run-end ledger step: delete ledger rows older than ``retention.ledger``.
+
+    The run is recorded by then; a failure here is logged and does not change its outcome.
+    """
+    older_than = settings.retention.ledger_delta
+    if older_than is None:
+        return
+    try:
+        pruned = await store.prune_ledger(older_than)
+    except StoreError as exc:
+        log.warning("the run ledger was not pruned: %s (the next run tries again)", exc.message)
+        return
+    if pruned.rows or pruned.runs:
+        log.info(
+            "run ledger: deleted %d target rows and %d runs older than %s (retention.ledger)",
+            pruned.rows,
+            pruned.runs,
+            settings.retention.ledger,
+            extra={"deleted_rows": pruned.rows, "deleted_runs": pruned.runs},
+        )
 
 
 async def retire_unreached_clusters(
@@ -428,14 +456,76 @@ async def collect_command(settings: Settings, *, dry_run: bool, output: str | No
     return report.exit_code
 
 
+# Start-up with the database gone (compose starting both together, a failover): the daemon
+# waits for it, first retrying after DATABASE_RETRY_FIRST seconds, doubling up to
+# DATABASE_RETRY_MAX, each delay with up to 10% of random jitter.
+DATABASE_RETRY_FIRST = 1.0
+DATABASE_RETRY_MAX = 30.0
+
+
+def database_retry_delays(
+    first: float = DATABASE_RETRY_FIRST, most: float = DATABASE_RETRY_MAX
+) -> Iterator[float]:
+    """The delays between two attempts to reach the database at start-up: 1, 2, 4 ... 30, 30 s."""
+    delay = first
+    while True:
+        yield min(delay, most) * (1 + random.uniform(0, 0.1))
+        delay = min(delay * 2, most)
+
+
+async def wait_for_database(
+    settings: Settings, health: Health, stop: asyncio.Event
+) -> Store | None:
+    """Open the store, retrying with backoff until it works or ``stop`` is set (then None).
+
+    While waiting, ``/healthz`` answers 503 with the reason; every failed attempt is logged.
+    """
+    delays = database_retry_delays()
+    attempt = 0
+    while not stop.is_set():
+        attempt += 1
+        try:
+            store = await open_settings_store(settings)
+        except StoreError as exc:
+            delay = next(delays)
+            health.waiting_for_database = exc.message
+            log.error(
+                "the database cannot be used yet: %s; retrying in %.0fs (attempt %d)",
+                exc.message,
+                delay,
+                attempt,
+                extra={"attempt": attempt, "retry_in_s": round(delay, 1)},
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            continue
+        if attempt > 1:
+            log.info("the database is reachable now (attempt %d)", attempt)
+        health.waiting_for_database = None
+        return store
+    return None
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        yield
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
 async def daemon_command(settings: Settings) -> int:
     from collector.metrics import Metrics, MetricsServer  # noqa: PLC0415
     from collector.scheduling import Daemon  # noqa: PLC0415
 
-    # Fail fast on what no tick can fix: no target, broken settings, a database that cannot be
-    # reached at all at start (wrong DSN, not running: exit 3). Later outages only fail a tick.
+    # Fail fast on what no tick can fix: no target, broken settings, a port in use. A database
+    # that cannot be reached is waited for (see wait_for_database); later outages fail a tick.
     load_run_targets(settings)
-    first_store = await open_settings_store(settings)
     metrics = Metrics()
     server: MetricsServer | None = None
     if settings.metrics.port is not None:
@@ -443,11 +533,24 @@ async def daemon_command(settings: Settings) -> int:
         try:
             await server.start()
         except OSError as exc:
-            await first_store.close()
             raise ConfigError(
                 f"metrics: cannot listen on {settings.metrics.host}:{settings.metrics.port}: "
                 f"{exc.strerror}"
             ) from None
+    try:
+        stop = asyncio.Event()
+        with _stop_on_signals(stop):
+            first_store = await wait_for_database(settings, metrics.health, stop)
+        if first_store is None:
+            log.info("stopped before the database could be reached")
+            return EXIT_OK
+        return await _serve(settings, metrics, first_store, Daemon)
+    finally:
+        if server is not None:
+            await server.stop()
+
+
+async def _serve(settings: Settings, metrics: Metrics, first_store: Store, daemon_cls: Any) -> int:
     interval = settings.schedule.interval_delta
     # Two daemons on one database: a cluster claimed by any run less than a third of an
     # interval ago is not collected again (a third: our own previous run may have ended late).
@@ -477,12 +580,10 @@ async def daemon_command(settings: Settings) -> int:
         log.debug("tick took %.2fs", time.monotonic() - started)
         return report.status
 
-    daemon = Daemon(settings.schedule, job, metrics=metrics)
+    daemon = daemon_cls(settings.schedule, job, metrics=metrics)
     try:
-        return await daemon.serve()
+        return int(await daemon.serve())
     finally:
-        if server is not None:
-            await server.stop()
         if holder["store"] is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(holder["store"].close(), 5)

@@ -176,16 +176,13 @@ def parse_retire_after(text: str | float | int) -> timedelta | None:
     try:
         return parse_duration(text)
     except ValueError:
-        if isinstance(text, str) and _ZERO_DURATION.fullmatch(text.strip().lower()):
+        if isinstance(text, str) and _ZERO.fullmatch(text.strip().lower()):
             return timedelta(0)
         if isinstance(text, int | float) and not isinstance(text, bool) and text == 0:
             return timedelta(0)
         raise ValueError(
             f"{text!r} is not a retirement delay; use a duration such as 7d, 12h or 0s, or never"
         ) from None
-
-
-_ZERO_DURATION = re.compile(r"0+(?:\.0*)?(?:ms|s|m|h|d)?")
 
 
 class LifecycleSettings(_Section):
@@ -210,6 +207,50 @@ class LifecycleSettings(_Section):
     def retire_after_delta(self) -> timedelta | None:
         """None when automatic retirement is off (``never``)."""
         return parse_retire_after(self.retire_after)
+
+
+_ZERO = re.compile(r"0+(?:\.0*)?(?:ms|s|m|h|d)?")
+
+
+def parse_retention(text: str | float | int) -> timedelta | None:
+    """A retention: a duration (``90d``, ``12h``), or ``0`` (None: keep everything)."""
+    if isinstance(text, bool):
+        raise ValueError(f"{text!r} is not a retention")
+    if isinstance(text, int | float) and text == 0:
+        return None
+    if isinstance(text, str) and _ZERO.fullmatch(text.strip().lower()):
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a retention; use a duration such as 90d or 12h, or 0 to keep "
+            "everything"
+        ) from None
+
+
+class RetentionSettings(_Section):
+    """How long the run ledger is kept. History is never pruned."""
+
+    ledger: str = Field(
+        default="90d",
+        description="delete collection_run and cluster_collection rows older than this after "
+        "each run (e.g. 90d, 12h); 0 keeps everything",
+    )
+
+    @field_validator("ledger", mode="before")
+    @classmethod
+    def _check_ledger(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str):
+            parse_retention(value)
+        return value
+
+    @property
+    def ledger_delta(self) -> timedelta | None:
+        """None when the ledger is kept whole (``0``)."""
+        return parse_retention(self.ledger)
 
 
 class LogSettings(_Section):
@@ -255,6 +296,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     # Not settings of their own: the environment kubectl-compatible target loading needs.
     # Filled by load_settings from KUBECONFIG and HOME (never from the TOML file).
@@ -312,6 +354,7 @@ _SETTINGS_FIELDS = {
     "metrics",
     "log",
     "lifecycle",
+    "retention",
 }
 
 

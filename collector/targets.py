@@ -11,7 +11,8 @@ Which files are read:
 
 Parsing is pure: :func:`targets_from_config` turns one loaded document into targets; files it
 references (token files, client keys, CA files) are read through an injectable reader. Loading
-is thin: :func:`load_targets` only finds files, ``yaml.safe_load``\\ s them and delegates.
+is thin: :func:`load_targets` only finds files, parses them (libyaml's safe loader when
+available) and delegates.
 
 What one context's entries mean (paths, token files, kubectl's refusals, impersonation,
 secrets) is :mod:`collector.kubeconfig`'s; each entry is resolved against the directory of the
@@ -54,6 +55,10 @@ __all__ = [
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 IN_CLUSTER_PATH = "<in-cluster>"
 IN_CLUSTER_CONTEXT = "in-cluster"
+
+# libyaml's loader where PyYAML was built with it: ~12x faster than the pure-Python one, which
+# took ~0.4 s for 650 KB of kubeconfig (300 contexts with certificate data).
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -306,6 +311,12 @@ def load_kubeconfig_file(path: str) -> Mapping[str, Any]:
             text = handle.read()
     except OSError as exc:
         raise KubeconfigError(f"cannot read: {exc.strerror or exc}", path=path) from exc
+    try:
+        doc = yaml.load(text, Loader=_YAML_LOADER)
+    except yaml.YAMLError:
+        doc = None  # reported below by the pure-Python loader, whose marks yaml_error_line reads
+    else:
+        return _check_document(doc, path)
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -1,11 +1,16 @@
-"""Running exec credential plugins ourselves, as kubectl does, with a timeout.
+"""Running exec credential plugins ourselves, as kubectl does, with a timeout and a cache.
 
 kubernetes-asyncio's ExecProvider resolves the command against the current directory and waits
 for it forever. kubeinv runs the plugin itself instead: the command comes already resolved
 against the kubeconfig's directory (:mod:`collector.kubeconfig`, as kubectl does), the run is
 bounded by the request timeout, and a plugin that hangs is killed together with its children.
-The credential it returns is handed to the kubeconfig loader as a plain token or client
-certificate, so the loader never runs it again.
+
+Credentials are handled as client-go handles them (:class:`ExecCredentialCache`): one kept in
+memory until its ``status.expirationTimestamp``, keyed on the command, its arguments, its
+environment and the cluster, so that contexts and runs sharing a plugin share one run of it;
+one without an expiry is used for the current run only (re-run every run); one the server
+refuses with a 401 is dropped and the plugin run again (once per request, by the caller).
+Every run is counted in :data:`RUN_COUNTS` (``kubeinv_exec_plugin_runs_total{result}``).
 """
 
 from __future__ import annotations
@@ -17,14 +22,20 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from collector.errors import ExecPluginError
 from collector.kubeconfig import EXEC_API_VERSIONS
 
 _STDERR_TAIL = 300
+
+# Plugin runs of this process by result ("ok", "failed"): the source of the metric
+# kubeinv_exec_plugin_runs_total{result}.
+RUN_COUNTS: dict[str, int] = {"ok": 0, "failed": 0}
 
 
 @dataclass(frozen=True)
@@ -35,10 +46,28 @@ class ExecCredential:
     client_certificate_data: str | None = None
     client_key_data: str | None = None
     expiration: str | None = None
+    expires_at: float | None = None  # expiration as Unix time; None: no expiry
 
     @property
     def secrets(self) -> tuple[str, ...]:
         return tuple(s for s in (self.token, self.client_key_data) if s)
+
+
+def parse_expiration(value: object, *, command: str) -> float | None:
+    """``status.expirationTimestamp`` (RFC 3339) as Unix time; None when absent."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value.replace("z", "Z"))
+        except ValueError:
+            pass
+        else:
+            if when.tzinfo is not None:
+                return when.timestamp()
+    raise ExecPluginError(
+        f"exec plugin {command!r}: expirationTimestamp {value!r} is not an RFC 3339 time"
+    )
 
 
 def exec_info(spec: Mapping[str, Any], cluster: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -69,15 +98,27 @@ def exec_info(spec: Mapping[str, Any], cluster: Mapping[str, Any] | None) -> dic
     }
 
 
-async def run_exec_plugin(
-    spec: Mapping[str, Any],
-    *,
-    cluster: Mapping[str, Any] | None,
-    timeout: float,  # noqa: ASYNC109 (a budget handed down, applied with asyncio.timeout)
-    environ: Mapping[str, str] | None = None,
-) -> ExecCredential:
-    """Run the plugin of a kubeconfig user's ``exec`` entry; :class:`ExecPluginError` on any
-    failure (missing command, non-zero exit, hang past ``timeout``, unusable output)."""
+@dataclass(frozen=True)
+class ExecPlan:
+    """A plugin run, ready to start: its argv and environment, and its cache key."""
+
+    spec: Mapping[str, Any]
+    command: str
+    api_version: str
+    argv: tuple[str, ...]
+    env_overrides: tuple[tuple[str, str], ...]
+    info: str  # KUBERNETES_EXEC_INFO
+    cluster_server: str | None
+
+    @property
+    def cache_key(self) -> tuple[object, ...]:
+        """Command, arguments, environment and cluster (with provideClusterInfo, all of what
+        the plugin is told about it)."""
+        return (self.argv, self.env_overrides, self.api_version, self.cluster_server, self.info)
+
+
+def plan_exec_plugin(spec: Mapping[str, Any], *, cluster: Mapping[str, Any] | None) -> ExecPlan:
+    """Check a kubeconfig user's ``exec`` entry; :class:`ExecPluginError` when unusable."""
     command = spec.get("command")
     api_version = spec.get("apiVersion")
     if not isinstance(command, str) or not command:
@@ -91,13 +132,63 @@ async def run_exec_plugin(
     args = spec.get("args") or []
     if not isinstance(args, Sequence) or isinstance(args, str):
         raise ExecPluginError(f"exec plugin {command!r}: args must be a list")
-    argv = [command, *(str(a) for a in args)]
+    argv = (command, *(str(a) for a in args))
+    overrides = tuple(
+        (str(item["name"]), str(item.get("value", "")))
+        for item in spec.get("env") or ()
+        if isinstance(item, Mapping) and "name" in item
+    )
+    server = cluster.get("server") if cluster is not None else None
+    return ExecPlan(
+        spec=spec,
+        command=command,
+        api_version=str(api_version),
+        argv=argv,
+        env_overrides=overrides,
+        info=json.dumps(exec_info(spec, cluster), sort_keys=True),
+        cluster_server=server if isinstance(server, str) else None,
+    )
 
+
+async def run_exec_plugin(
+    spec: Mapping[str, Any],
+    *,
+    cluster: Mapping[str, Any] | None,
+    timeout: float,  # noqa: ASYNC109 (a budget handed down, applied with asyncio.timeout)
+    environ: Mapping[str, str] | None = None,
+) -> ExecCredential:
+    """Run the plugin of a kubeconfig user's ``exec`` entry; :class:`ExecPluginError` on any
+    failure (missing command, non-zero exit, hang past ``timeout``, unusable output)."""
+    plan = plan_exec_plugin(spec, cluster=cluster)
+    return await run_plan(plan, timeout=timeout, environ=environ)
+
+
+async def run_plan(
+    plan: ExecPlan,
+    *,
+    timeout: float,  # noqa: ASYNC109 (a budget handed down, applied with asyncio.timeout)
+    environ: Mapping[str, str] | None = None,
+) -> ExecCredential:
+    """Run a planned plugin once (counted in :data:`RUN_COUNTS`)."""
+    try:
+        credential = await _run(plan, timeout=timeout, environ=environ)
+    except ExecPluginError:
+        RUN_COUNTS["failed"] += 1
+        raise
+    RUN_COUNTS["ok"] += 1
+    return credential
+
+
+async def _run(
+    plan: ExecPlan,
+    *,
+    timeout: float,  # noqa: ASYNC109
+    environ: Mapping[str, str] | None,
+) -> ExecCredential:
+    spec, command, argv = plan.spec, plan.command, plan.argv
     env = dict(os.environ if environ is None else environ)
-    for item in spec.get("env") or ():
-        if isinstance(item, Mapping) and "name" in item:
-            env[str(item["name"])] = str(item.get("value", ""))
-    env["KUBERNETES_EXEC_INFO"] = json.dumps(exec_info(spec, cluster))
+    env.update(plan.env_overrides)
+    env["KUBERNETES_EXEC_INFO"] = plan.info
 
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -134,7 +225,7 @@ async def run_exec_plugin(
             f"exec plugin {command!r} exited with status {proc.returncode}"
             + (f": {tail}" if tail else "")
         )
-    return parse_exec_output(stdout, command=command, api_version=str(api_version))
+    return parse_exec_output(stdout, command=command, api_version=plan.api_version)
 
 
 def parse_exec_output(stdout: bytes, *, command: str, api_version: str) -> ExecCredential:
@@ -155,18 +246,106 @@ def parse_exec_output(stdout: bytes, *, command: str, api_version: str) -> ExecC
     token = status.get("token")
     cert = status.get("clientCertificateData")
     key = status.get("clientKeyData")
+    expiration = status.get("expirationTimestamp")
+    expires_at = parse_expiration(expiration, command=command)
     if isinstance(token, str) and token:
-        return ExecCredential(token=token, expiration=status.get("expirationTimestamp"))
+        return ExecCredential(token=token, expiration=expiration, expires_at=expires_at)
     if isinstance(cert, str) and cert and isinstance(key, str) and key:
         return ExecCredential(
             client_certificate_data=cert,
             client_key_data=key,
-            expiration=status.get("expirationTimestamp"),
+            expiration=expiration,
+            expires_at=expires_at,
         )
     raise ExecPluginError(
         f"exec plugin {command!r}: ExecCredential has neither a token nor a client certificate "
         "and key"
     )
+
+
+@dataclass
+class _Entry:
+    credential: ExecCredential
+    run: int  # the run (generation) it was obtained in
+
+
+class ExecCredentialCache:
+    """Exec credentials kept in memory, as client-go keeps them.
+
+    A credential with an expiry is used until then (by any context and any run with the same
+    plugin command, arguments, environment and cluster); one without an expiry only within the
+    run that obtained it (:meth:`new_run` starts the next one). Concurrent requests for the same
+    key share one plugin run. Nothing is ever written to a file.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.run = 0
+        self._entries: dict[tuple[object, ...], _Entry] = {}
+        self._inflight: dict[tuple[object, ...], asyncio.Future[ExecCredential]] = {}
+
+    def new_run(self) -> None:
+        """A new collection run: drop credentials without expiry and expired ones."""
+        self.run += 1
+        now = self.clock()
+        for key, entry in list(self._entries.items()):
+            expires_at = entry.credential.expires_at
+            if expires_at is None or expires_at <= now:
+                del self._entries[key]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def valid(self, credential: ExecCredential, run: int | None = None) -> bool:
+        if credential.expires_at is None:
+            return run is None or run == self.run
+        return self.clock() < credential.expires_at
+
+    def cached(self, key: tuple[object, ...]) -> ExecCredential | None:
+        entry = self._entries.get(key)
+        if entry is not None and self.valid(entry.credential, entry.run):
+            return entry.credential
+        return None
+
+    def invalidate(self, key: tuple[object, ...], credential: ExecCredential | None) -> None:
+        """Drop ``credential`` (refused by a server) unless another one replaced it already."""
+        entry = self._entries.get(key)
+        if entry is not None and (credential is None or entry.credential == credential):
+            del self._entries[key]
+
+    async def get(
+        self, key: tuple[object, ...], run: Callable[[], Awaitable[ExecCredential]]
+    ) -> ExecCredential:
+        """The cached credential of ``key``, or the result of ``run()`` (one at a time)."""
+        while True:
+            credential = self.cached(key)
+            if credential is not None:
+                return credential
+            pending = self._inflight.get(key)
+            if pending is None:
+                break
+            await asyncio.wait([pending])  # never raises: the runner's outcome is read below
+            if not pending.cancelled() and pending.exception() is not None:
+                raise pending.exception()  # type: ignore[misc]
+            if not pending.cancelled():
+                return pending.result()  # even when already expired: used once, as client-go
+        future: asyncio.Future[ExecCredential] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            credential = await run()
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                future.set_exception(exc)
+                future.exception()  # retrieved: no "never retrieved" warning
+            else:
+                future.cancel()
+            raise
+        else:
+            self._entries[key] = _Entry(credential, self.run)
+            future.set_result(credential)
+            return credential
+        finally:
+            self._inflight.pop(key, None)
 
 
 async def _kill(proc: asyncio.subprocess.Process) -> None:

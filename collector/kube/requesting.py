@@ -1,8 +1,10 @@
 """GET requests to one cluster: one attempt, and the retry loop around it.
 
-Every request goes through kubernetes-asyncio's configured ``ApiClient`` (so its auth and TLS
-apply) with ``_preload_content=False`` and an explicit ``_request_timeout``; the raw bytes are
-returned for ``collector.normalize`` to decode. Errors are translated in ``translating``.
+Every request goes through the client's transport (``collector.kube.clients``: one kept-alive
+connection, the credential of the moment) with an explicit timeout; the raw bytes are returned
+for ``collector.normalize`` to decode. Errors are translated in ``translating``. A 401 is
+answered as client-go answers it: when the credential can be renewed (an exec plugin), it is,
+and the request is sent once more.
 """
 
 from __future__ import annotations
@@ -10,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from collector.errors import ClusterError, ClusterTimeoutError
+from collector.errors import AuthError, ClusterError, ClusterTimeoutError
 from collector.kube.policy import Deadline, RequestPolicy, is_retryable, retry_delay
 from collector.kube.translating import response_error, transport_error
 
@@ -32,35 +34,74 @@ class Response:
     url: str
 
 
+@dataclass(frozen=True)
+class RawResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class Transport(Protocol):
+    """What a :class:`KubeClient` sends its requests through (``clients.ClusterTransport``)."""
+
+    @property
+    def secrets(self) -> tuple[str, ...]: ...
+
+    async def authorize(self) -> Any:
+        """The credential for the next request (a ticket handed back to fetch/refused)."""
+
+    async def refused(self, ticket: Any) -> bool:
+        """A 401 answered ``ticket``: True when a renewed credential is worth one more try."""
+
+    async def fetch(
+        self,
+        ticket: Any,
+        path: str,
+        *,
+        query: Query,
+        accept: str,
+        timeout: float,  # noqa: ASYNC109
+    ) -> RawResponse: ...
+
+    async def close(self) -> None: ...
+
+
 class KubeClient:
     """Reads one cluster through one kubeconfig context.
 
-    Owns its ``ApiClient`` (and so its aiohttp session): close it with :meth:`close`, or use the
-    client as an async context manager.
+    Owns its transport (and so its connection): close it with :meth:`close`, or use the client
+    as an async context manager.
     """
 
     def __init__(
         self,
-        api_client: Any,
+        transport: Transport,
         *,
         server_url: str,
         policy: RequestPolicy,
         deadline: Deadline,
-        secrets: tuple[str, ...] = (),
         proxy: str | None = None,
         sleep: Sleep = asyncio.sleep,
         rng: Callable[[], float] = random.random,
     ) -> None:
-        self._api = api_client
+        self._transport: Transport | None = transport
+        self._secrets_of_closed: tuple[str, ...] = ()
         self.server_url = server_url
+        self.proxy = proxy  # the proxy requests go through, without credentials (for errors)
         self.policy = policy
         self.deadline = deadline
-        self.secrets = secrets  # credentials learned at runtime (exec plugin output), for redaction
-        self.proxy = proxy  # the proxy requests go through, without credentials (for errors)
         self._sleep = sleep
         self._rng = rng
         self.attempts = 0  # HTTP attempts made, retries included
         self.retries = 0
+        self.reauthentications = 0  # credentials renewed after a 401
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Credentials learned at runtime (exec plugin output), for redaction."""
+        if self._transport is not None:
+            return self._transport.secrets
+        return self._secrets_of_closed
 
     async def __aenter__(self) -> KubeClient:
         return self
@@ -69,9 +110,10 @@ class KubeClient:
         await self.close()
 
     async def close(self) -> None:
-        if self._api is not None:
-            api, self._api = self._api, None
-            await api.close()
+        if self._transport is not None:
+            transport, self._transport = self._transport, None
+            self._secrets_of_closed = transport.secrets
+            await transport.close()
 
     def url(self, path: str) -> str:
         return self.server_url.rstrip("/") + path
@@ -80,8 +122,12 @@ class KubeClient:
         self, path: str, *, query: Query = (), accept: str = "application/json"
     ) -> Response:
         """GET ``path``, retrying 429, 5xx, broken connections and timeouts within the policy
-        and never past the deadline. Raises a :class:`ClusterError` for anything but 2xx."""
+        and never past the deadline. Raises a :class:`ClusterError` for anything but 2xx.
+
+        A 401 renews a renewable credential (an exec plugin's) and sends the request once more.
+        """
         retry = 0
+        reauthenticated = False
         while True:
             remaining = self.deadline.remaining()
             if remaining <= 0:
@@ -93,6 +139,13 @@ class KubeClient:
                     accept=accept,
                     timeout=min(self.policy.request_timeout, remaining),
                 )
+            except _Unauthorized as refusal:
+                if reauthenticated or not await self._refused(refusal.ticket):
+                    raise refusal.error from None
+                reauthenticated = True
+                self.reauthentications += 1
+                logger.info("GET %s: HTTP 401, renewing the credential once", self.url(path))
+                continue
             except ClusterError as error:
                 if not is_retryable(error) or retry >= self.policy.max_retries:
                     raise
@@ -117,38 +170,53 @@ class KubeClient:
         *,
         query: Query = (),
         accept: str = "application/json",
-        timeout: float,  # noqa: ASYNC109 (also passed to aiohttp as _request_timeout)
+        timeout: float,  # noqa: ASYNC109 (applied with asyncio.timeout)
     ) -> Response:
-        """One attempt, bounded by ``timeout`` seconds from the start to the last byte."""
-        if self._api is None:
+        """One attempt, bounded by ``timeout`` seconds from the start to the last byte (the
+        credential is obtained first: an exec plugin run has its own timeout)."""
+        transport = self._transport
+        if transport is None:
             raise RuntimeError("KubeClient is closed")
-        self.attempts += 1
         url = self.url(path)
         try:
-            async with asyncio.timeout(timeout):
-                resp = await self._api.call_api(
-                    path,
-                    "GET",
-                    query_params=list(query) or None,
-                    header_params={"Accept": accept},
-                    auth_settings=["BearerToken"],
-                    _preload_content=False,
-                    _request_timeout=timeout,
-                )
-                try:
-                    body: bytes = await resp.read()
-                finally:
-                    resp.release()
+            ticket = await transport.authorize()
         except Exception as exc:
             raise transport_error(exc, method="GET", url=url, proxy=self.proxy) from exc
-        status = int(resp.status)
+        self.attempts += 1
+        try:
+            async with asyncio.timeout(timeout):
+                resp = await transport.fetch(
+                    ticket, path, query=query, accept=accept, timeout=timeout
+                )
+        except Exception as exc:
+            raise transport_error(exc, method="GET", url=url, proxy=self.proxy) from exc
+        status = resp.status
         if not 200 <= status <= 299:
-            raise response_error(
-                status, method="GET", url=url, path=path, body=body, headers=resp.headers
+            error = response_error(
+                status, method="GET", url=url, path=path, body=resp.body, headers=resp.headers
             )
+            if isinstance(error, AuthError) and status == 401:
+                raise _Unauthorized(error, ticket)
+            raise error
         return Response(
-            status=status, content_type=resp.headers.get("Content-Type", ""), body=body, url=url
+            status=status,
+            content_type=resp.headers.get("Content-Type", ""),
+            body=resp.body,
+            url=url,
         )
+
+    async def _refused(self, ticket: Any) -> bool:
+        transport = self._transport
+        return transport is not None and await transport.refused(ticket)
+
+
+class _Unauthorized(AuthError):
+    """A 401, with the credential it refused (caught by :meth:`KubeClient.get`)."""
+
+    def __init__(self, error: AuthError, ticket: Any) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.ticket = ticket
 
 
 async def all_or_first_error(*aws: Awaitable[Any]) -> list[Any]:

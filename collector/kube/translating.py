@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import ssl
 from collections.abc import Mapping
 
-import aiohttp
 import msgspec
 
 from collector.errors import (
@@ -33,6 +33,7 @@ from collector.errors import (
     UnreachableError,
 )
 from collector.kube.policy import parse_retry_after
+from collector.kube.transport import ConnectFailed, ProtocolError
 
 _MAX_DETAIL = 300
 
@@ -102,26 +103,24 @@ def transport_error(
     where = f"{method} {url}" + (f" via proxy {proxy}" if proxy else "")
     if isinstance(exc, ClusterError):
         return exc
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return TLSError(f"{where}: TLS verification failed: {exc.certificate_error}")
-    if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return TLSError(f"{where}: TLS verification failed: {exc.verify_message or _reason(exc)}")
+    if isinstance(exc, ssl.SSLError):
         return TLSError(f"{where}: TLS handshake failed: {_reason(exc)}")
-    if isinstance(exc, aiohttp.ServerTimeoutError | asyncio.TimeoutError | TimeoutError):
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
         return ClusterTimeoutError(f"{where}: no answer before the request timeout")
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return UnreachableError(f"{where}: cannot connect: {_reason(exc.os_error)}")
-    if isinstance(
-        exc,
-        aiohttp.ServerDisconnectedError
-        | aiohttp.ClientOSError
-        | aiohttp.ClientPayloadError
-        | aiohttp.ClientConnectionResetError
-        | ConnectionError,
-    ):
+    if isinstance(exc, ConnectFailed):
+        os_error = exc.os_error
+        if isinstance(os_error, socket.gaierror):
+            return UnreachableError(f"{where}: cannot connect: cannot resolve the host")
+        return UnreachableError(f"{where}: cannot connect: {_reason(os_error)}")
+    if isinstance(exc, ProtocolError):
         return ConnectionLostError(f"{where}: connection lost: {_reason(exc)}")
-    if isinstance(exc, aiohttp.InvalidURL):
-        return UnreachableError(f"{where}: invalid server URL")
-    if isinstance(exc, aiohttp.ClientError | OSError):
+    if isinstance(exc, asyncio.IncompleteReadError):
+        return ConnectionLostError(f"{where}: connection lost: the server closed the connection")
+    if isinstance(exc, ConnectionError | EOFError):
+        return ConnectionLostError(f"{where}: connection lost: {_reason(exc)}")
+    if isinstance(exc, OSError):
         return UnreachableError(f"{where}: {_reason(exc)}")
     return UnreachableError(f"{where}: unexpected {type(exc).__name__}: {_reason(exc)}")
 
@@ -130,7 +129,7 @@ def malformed(what: str, url: str, exc: BaseException) -> MalformedResponseError
     return MalformedResponseError(f"GET {url}: undecodable {what}: {_reason(exc)}"[:500])
 
 
-# user:password@ in a URL (aiohttp names the proxy URL, credentials included, in its errors)
+# user:password@ in a URL (a library may name a proxy URL, credentials included, in its errors)
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"]+@")
 
 

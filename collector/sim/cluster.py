@@ -239,7 +239,8 @@ class SimCluster:
         self.faults = Faults()
         # The most recent requests (bounded, so a long-running fleet does not grow without end).
         self.request_log: deque[RequestRecord] = deque(maxlen=request_log_limit)
-        self.tokens: dict[str, str] = {}  # bearer token -> user name
+        self.tokens: dict[str, str] = {}  # bearer token -> user name (pop one to revoke it)
+        self.connections = 0  # TCP connections accepted (each one a TLS handshake)
         self.server_url = ""
         self.path_prefix = ""  # served behind this path (e.g. "/k8s/clusters/c-abc", Rancher)
         # Impersonation, as kube-apiserver's RBAC would see it: who may impersonate (None:

@@ -304,7 +304,12 @@ class Fleet:
             lowlevel = web.Server(handler, access_log=None)
             self._lowlevel.append(lowlevel)
             ctx = foreign_ctx if mode == "foreign-ca" and foreign_ctx else ssl_ctx
-            server = await loop.create_server(lowlevel, host, 0, ssl=ctx, backlog=512)
+
+            def accept(lowlevel: web.Server = lowlevel) -> asyncio.BaseProtocol:
+                cluster.connections += 1  # counts the connections (and TLS handshakes) clients open
+                return lowlevel()
+
+            server = await loop.create_server(accept, host, 0, ssl=ctx, backlog=512)
         self._servers.append(server)
         sockname = server.sockets[0].getsockname()
         return int(sockname[1])

@@ -16,6 +16,7 @@ import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -154,6 +155,14 @@ async def _init_connection(conn: Connection) -> None:
 def _fail(action: str, exc: BaseException) -> StoreError:
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return StoreError(f"database error while {action}: {detail}")
+
+
+@dataclass(frozen=True)
+class LedgerPruning:
+    """What one :meth:`Store.prune_ledger` deleted."""
+
+    rows: int  # cluster_collection rows
+    runs: int  # collection_run rows
 
 
 class Store:
@@ -476,6 +485,40 @@ class Store:
             return await registry(conn, self._q)
 
         return await self._with_conn("reading inventory.cluster_registry", run)
+
+    # ---- ledger retention --------------------------------------------------------------------
+
+    async def prune_ledger(
+        self, older_than: timedelta, *, batch: int = 1000, max_batches: int = 200
+    ) -> LedgerPruning:
+        """Delete ledger rows (``cluster_collection``, then ``collection_run``) of runs that
+        started longer than ``older_than`` ago, ``batch`` rows per statement, each statement
+        its own transaction. What the rest of the schema refers to is kept (see
+        ``sql/queries/retention.sql``); history is never touched.
+
+        At most ``max_batches`` statements of each kind run per call: a large backlog (the
+        setting lowered, or first enabled on a years-old ledger) is worked off over a few runs
+        instead of delaying one.
+        """
+        if batch < 1 or max_batches < 1:
+            raise ValueError("batch and max_batches must be positive")
+
+        async def delete(query: str) -> int:
+            async def run(conn: Connection) -> int:
+                status = await conn.execute(self._q[query], older_than, batch)
+                return int(status.rsplit(" ", 1)[-1])
+
+            done = 0
+            for _ in range(max_batches):
+                deleted = await self._with_conn("pruning the run ledger", run)
+                done += deleted
+                if deleted < batch:
+                    break
+            return done
+
+        rows = await delete("prune_ledger_rows")
+        runs = await delete("prune_ledger_runs")
+        return LedgerPruning(rows=rows, runs=runs)
 
     # ---- reading ---------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""A scripted stand-in for kubernetes-asyncio's ApiClient, for tests of the request loop.
+"""A scripted stand-in for a cluster's transport, for tests of the request loop.
 
 Only the retry and paging logic is tested with it; everything that talks HTTP is tested against
 the simulator.
@@ -20,28 +20,40 @@ class FakeResponse:
     body: bytes = b"{}"
     headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
 
-    async def read(self) -> bytes:
-        return self.body
-
-    def release(self) -> None:
-        pass
-
 
 Step = FakeResponse | BaseException | Callable[[str, dict[str, Any]], FakeResponse]
 
 
 class FakeApiClient:
-    """Answers each call with the next scripted step (a response, or an exception to raise)."""
+    """Answers each request with the next scripted step (a response, or an exception to raise).
+
+    Each call is recorded as (path, {"query": ..., "accept": ..., "timeout": ...}).
+    """
+
+    secrets: tuple[str, ...] = ()
 
     def __init__(self, steps: list[Step] | Callable[[str, dict[str, Any]], Step]) -> None:
         self.steps = steps
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.closed = False
 
-    async def call_api(self, path: str, method: str, **kw: Any) -> FakeResponse:
-        assert method == "GET"
-        assert kw["_preload_content"] is False
-        assert kw["_request_timeout"] > 0
+    async def authorize(self) -> None:
+        return None
+
+    async def refused(self, ticket: object) -> bool:
+        return False
+
+    async def fetch(
+        self,
+        ticket: object,
+        path: str,
+        *,
+        query: Any,
+        accept: str,
+        timeout: float,  # noqa: ASYNC109 (the transport's signature)
+    ) -> FakeResponse:
+        assert timeout > 0
+        kw = {"query": list(query), "accept": accept, "timeout": timeout}
         self.calls.append((path, kw))
         step = self.steps(path, kw) if callable(self.steps) else self.steps.pop(0)
         if isinstance(step, BaseException):

@@ -1,21 +1,22 @@
-# ruff: noqa: ASYNC240
-"""Building clients from targets: auth material, exec plugins, temp files, User-Agent.
+"""Building clients from targets: auth material, exec plugins, no credential files, User-Agent.
 
 No request is sent here; requests over HTTPS are tested against the simulator.
 """
 
 import base64
+import contextlib
 import os
-import stat
 import sys
-from pathlib import Path
+import tempfile
 
 import pytest
 
 from collector import __version__
 from collector.errors import BrokenContextError, ExecPluginError
-from collector.kube.clients import CredentialFiles, open_client
+from collector.kube.clients import open_client
+from collector.kube.exec_plugin import ExecCredentialCache
 from collector.kube.policy import Deadline, RequestPolicy
+from collector.kube.transport import TLSContexts, request_headers
 from collector.sim.certs import CertificateAuthority
 from collector.targets import targets_from_config
 
@@ -55,39 +56,76 @@ def target(tmp_path, user, cluster=None):
     return t
 
 
-async def build(t, files=None):
+async def build(t):
     return await open_client(
         t,
         policy=RequestPolicy(request_timeout=5),
         deadline=Deadline.after(30),
-        credential_files=files,
+        exec_credentials=ExecCredentialCache(),
+        tls_contexts=TLSContexts(),
     )
 
 
 async def auth_header(client) -> str | None:
-    settings = await client._api.configuration.auth_settings()
-    return settings.get("BearerToken", {}).get("value")
+    ticket = await client._transport.authorize()
+    return ticket.authorization
 
 
-async def test_client_certificate_data_goes_to_private_files_removed_after(tmp_path):
+def open_files() -> list[str]:
+    """Where this process's descriptors point (deleted files included)."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            found.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+async def test_client_certificate_data_is_never_left_in_a_file(tmp_path, monkeypatch):
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))  # others share /tmp
     t = target(
         tmp_path,
         {"client-certificate-data": b64(CLIENT.cert_pem), "client-key-data": b64(CLIENT.key_pem)},
     )
-    with CredentialFiles() as files:
-        client = await build(t, files)
-        config = client._api.configuration
-        assert os.path.dirname(config.key_file) == files.path
-        assert Path(config.key_file).read_bytes() == CLIENT.key_pem
-        assert stat.S_IMODE(os.stat(config.key_file).st_mode) == 0o600
-        assert client.server_url == "https://127.0.0.1:6443"
-        assert await auth_header(client) is None
-        await client.close()
-    assert not Path(files.path).exists()
-    # the loader's content cache must not point at removed files: a second run works
-    with CredentialFiles() as files2:
-        client = await build(t, files2)
-        assert Path(client._api.configuration.key_file).exists()
+    fds_before = open_files()
+    client = await build(t)
+    transport = client._transport
+    assert transport.tls.cert == CLIENT.cert_pem and transport.tls.key == CLIENT.key_pem
+    assert transport.tls_contexts.built == 1  # the key is loaded into the TLS context
+    assert client.server_url == "https://127.0.0.1:6443"
+    assert await auth_header(client) is None
+    # nothing written to the temporary directory, no descriptor left on a (deleted) key file
+    assert os.listdir(private_tmp) == []
+    new = [f for f in open_files() if f not in fds_before]
+    assert [f for f in new if "deleted" in f or "kubeinv" in f or "memfd" in f] == []
+    await client.close()
+
+
+async def test_tls_contexts_are_shared_between_targets_with_the_same_material(tmp_path):
+    user = {"client-certificate-data": b64(CLIENT.cert_pem), "client-key-data": b64(CLIENT.key_pem)}
+    contexts = TLSContexts()
+    clients = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        clients.append(
+            await open_client(
+                target(tmp_path / name, user),
+                policy=RequestPolicy(request_timeout=5),
+                deadline=Deadline.after(30),
+                tls_contexts=contexts,
+            )
+        )
+    assert contexts.built == 1
+    token_client = await open_client(
+        target(tmp_path, {"token": "t"}),
+        policy=RequestPolicy(request_timeout=5),
+        deadline=Deadline.after(30),
+        tls_contexts=contexts,
+    )
+    assert contexts.built == 2  # same CA, no client certificate: another context
+    for client in (*clients, token_client):
         await client.close()
 
 
@@ -102,7 +140,8 @@ async def test_client_certificate_files(tmp_path):
         {"server": "https://127.0.0.1:6443", "certificate-authority": "pki/ca.pem"},
     )
     client = await build(t)
-    assert client._api.configuration.cert_file == str(tmp_path / "pki/cert.pem")
+    assert client._transport.tls.cert == CLIENT.cert_pem
+    assert client._transport.tls.ca == CA.cert_pem
     await client.close()
 
 
@@ -110,7 +149,15 @@ async def test_token_and_user_agent(tmp_path):
     t = target(tmp_path, {"token": "s3cr3t-token"})
     client = await build(t)
     assert await auth_header(client) == "Bearer s3cr3t-token"
-    assert client._api.user_agent == f"kubeinv/{__version__}"
+    headers = request_headers(await auth_header(client), "application/json")
+    assert ("User-Agent", f"kubeinv/{__version__}") in headers
+    await client.close()
+
+
+async def test_basic_auth(tmp_path):
+    t = target(tmp_path, {"username": "admin", "password": "pw"})
+    client = await build(t)
+    assert await auth_header(client) == "Basic " + b64(b"admin:pw")
     await client.close()
 
 
@@ -139,6 +186,7 @@ async def test_exec_plugin_token_is_used_and_kept_for_redaction(tmp_path, monkey
     assert await auth_header(client) == "Bearer exec-token-123"
     assert "exec-token-123" in client.secrets
     await client.close()
+    assert "exec-token-123" in client.secrets  # still known for redaction after close
 
 
 async def test_exec_plugin_certificate(tmp_path):
@@ -154,10 +202,11 @@ async def test_exec_plugin_certificate(tmp_path):
         tmp_path,
         {"exec": {"apiVersion": V1, "command": str(plugin), "interactiveMode": "Never"}},
     )
-    with CredentialFiles() as files:
-        client = await build(t, files)
-        assert Path(client._api.configuration.cert_file).read_bytes() == CLIENT.cert_pem
-        await client.close()
+    client = await build(t)
+    ticket = await client._transport.authorize()
+    assert ticket.cert == CLIENT.cert_pem and ticket.authorization is None
+    assert CLIENT.key_pem.decode() in client.secrets
+    await client.close()
 
 
 async def test_failing_exec_plugin(tmp_path):
@@ -189,5 +238,5 @@ async def test_garbage_key_is_a_broken_context(tmp_path):
             ),
         },
     )
-    with CredentialFiles() as files, pytest.raises(BrokenContextError, match="TLS"):
-        await build(t, files)
+    with pytest.raises(BrokenContextError, match="TLS"):
+        await build(t)

@@ -68,7 +68,7 @@ def legacy_server(failing: dict[str, int] | None = None):
 
 def aggregated_server(content_type=V2, doc=None):
     def answer(path, kw):
-        assert kw["header_params"]["Accept"] == DISCOVERY_ACCEPT
+        assert kw["accept"] == DISCOVERY_ACCEPT
         headers = {"Content-Type": content_type}
         if path == "/api":
             core = {

@@ -37,7 +37,7 @@ async def test_pages_are_followed():
     listing = await list_nodes_paged(client, page_size=2)
     assert [n.name for n in listing.nodes] == [f"node-{i}" for i in range(5)]
     assert listing.pages == 3 and listing.restarts == 0
-    queries = [kw["query_params"] for _, kw in api.calls]
+    queries = [kw["query"] for _, kw in api.calls]
     assert queries == [
         [("limit", 2)],
         [("limit", 2), ("continue", "t1")],
@@ -52,7 +52,7 @@ async def test_expired_continue_token_restarts_the_list():
     listing = await list_nodes_paged(client, page_size=1)
     assert [n.name for n in listing.nodes] == ["node-0", "node-1"]  # no duplicates
     assert listing.restarts == 1
-    assert [kw["query_params"] for _, kw in api.calls][2] == [("limit", 1)]
+    assert [kw["query"] for _, kw in api.calls][2] == [("limit", 1)]
 
 
 async def test_restarts_are_bounded():
@@ -73,7 +73,7 @@ async def test_unpaged_when_page_size_is_zero():
     client, api, _ = fake_client([page([node(0), node(1)])])
     listing = await list_nodes_paged(client, page_size=0)
     assert len(listing.nodes) == 2
-    assert api.calls[0][1]["query_params"] is None
+    assert api.calls[0][1]["query"] == []
 
 
 async def test_truncated_json_is_malformed_and_names_the_url():

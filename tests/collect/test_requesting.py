@@ -1,8 +1,8 @@
 """The retry loop: exact attempt counts with the sleep patched and zero backoffs (kopf style)."""
 
+import asyncio
 import logging
 
-import aiohttp
 import pytest
 
 from collector.errors import (
@@ -18,6 +18,7 @@ from collector.errors import (
     UnreachableError,
 )
 from collector.kube.policy import Deadline, RequestPolicy
+from collector.kube.transport import ConnectFailed, ProtocolError
 from tests.collect.fakes import FakeResponse, fake_client
 
 OK = FakeResponse(200, b'{"major": "1"}')
@@ -111,10 +112,10 @@ async def test_backoff_grows_exponentially():
 async def test_connection_resets_and_timeouts_are_retried():
     client, api, _sleep = fake_client(
         [
-            aiohttp.ServerDisconnectedError(),
-            aiohttp.ClientOSError(104, "Connection reset by peer"),
+            asyncio.IncompleteReadError(b"", None),
+            ConnectionResetError(104, "Connection reset by peer"),
             TimeoutError(),
-            aiohttp.ClientPayloadError("truncated"),
+            ProtocolError("the connection ended inside the answer"),
             OK,
         ]
     )
@@ -123,16 +124,13 @@ async def test_connection_resets_and_timeouts_are_retried():
 
 
 async def test_connection_refused_is_not_retried():
-    refused = aiohttp.ClientConnectorError(
-        aiohttp.client_reqrep.ConnectionKey("127.0.0.1", 1, True, True, None, None, None),
-        ConnectionRefusedError(111, "Connection refused"),
-    )
+    refused = ConnectFailed(ConnectionRefusedError(111, "Connection refused"))
     client, api, _sleep = fake_client([refused, OK])
     with pytest.raises(UnreachableError) as info:
         await client.get("/version")
     assert not isinstance(info.value, ConnectionLostError)
     assert "cannot connect: Connection refused" in str(info.value)
-    assert isinstance(info.value.__cause__, aiohttp.ClientConnectorError)  # chained
+    assert isinstance(info.value.__cause__, ConnectFailed)  # chained
     assert len(api.calls) == 1
 
 
@@ -171,7 +169,7 @@ async def test_request_timeout_capped_by_deadline():
     deadline = Deadline.after(0.5, clock=lambda: clock[0])
     client, api, _ = fake_client([OK], deadline=deadline)
     await client.get("/version")
-    assert api.calls[0][1]["_request_timeout"] == 0.5
+    assert api.calls[0][1]["timeout"] == 0.5
 
 
 async def test_expired_deadline_sends_nothing():
@@ -187,9 +185,8 @@ async def test_request_carries_accept_query_and_auth_settings():
     client, api, _ = fake_client([OK])
     await client.get("/api", query=[("limit", 5)], accept="application/x")
     _path, kw = api.calls[0]
-    assert kw["header_params"] == {"Accept": "application/x"}
-    assert kw["query_params"] == [("limit", 5)]
-    assert kw["auth_settings"] == ["BearerToken"]
+    assert kw["accept"] == "application/x"
+    assert kw["query"] == [("limit", 5)]
 
 
 async def test_close_closes_the_api_client():

@@ -156,21 +156,7 @@ def test_database_down_exits_3_with_one_line(tmp_path: Path, env: dict[str, str]
     assert "pa55word" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
 
-    # The daemon too: a database it cannot reach at all at start is a configuration problem.
-    result = kubeinv(
-        "run",
-        "--kubeconfig",
-        str(kc),
-        "--database-url",
-        dsn,
-        "--interval",
-        "1h",
-        env=env,
-        timeout=60,
-    )
-    assert result.returncode == 3, result.stderr
-    assert result.stderr.count("kubeinv: error:") == 1
-    assert "pa55word" not in result.stderr
+    # The daemon waits for it instead: tests/product/test_daemon.py.
 
 
 def test_contexts_lists_file_context_server_auth(tmp_path: Path, env: dict[str, str]) -> None:

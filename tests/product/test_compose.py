@@ -194,7 +194,9 @@ def test_binding_service_account_and_workloads_fit_together() -> None:
     assert pod["securityContext"]["runAsNonRoot"] is True
     (container,) = pod["containers"]
     assert container["args"][:2] == ["run", "--in-cluster"]
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    # Alive while it waits for the database; ready once it can collect.
+    assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
     (cron,) = [d for d in docs if d["kind"] == "CronJob"]
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     job_pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]

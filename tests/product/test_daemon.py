@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import pytest
@@ -314,3 +315,142 @@ async def test_sigterm_abandons_a_slow_run_cleanly(
         ]
     finally:
         await conn.close()
+
+
+# --- the database gone at start-up -----------------------------------------------------------
+
+
+async def _healthz(port: int) -> tuple[int, dict[str, object]]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    raw = await reader.read()
+    writer.close()
+    head, _, body = raw.decode().partition("\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+def _server_address(dsn: str) -> tuple[str, str | int]:
+    """Where the PostgreSQL of ``dsn`` listens: ("tcp", port) or ("unix", socket path)."""
+    parts = urlsplit(dsn)
+    query = parse_qs(parts.query)
+    port = int(query.get("port", [parts.port or 5432])[0])
+    if parts.hostname:
+        return parts.hostname, port
+    return "unix", f"{query['host'][0]}/.s.PGSQL.{port}"
+
+
+async def _forward(listen_port: int, dsn: str) -> asyncio.Server:
+    """A PostgreSQL server appearing on 127.0.0.1:listen_port: a TCP forwarder to the real one."""
+    host, where = _server_address(dsn)
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if host == "unix":
+            up_reader, up_writer = await asyncio.open_unix_connection(str(where))
+        else:
+            up_reader, up_writer = await asyncio.open_connection(host, int(where))
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    return await asyncio.start_server(handle, "127.0.0.1", listen_port)
+
+
+def _through(dsn: str, port: int) -> str:
+    """``dsn`` reaching its database through 127.0.0.1:port."""
+    parts = urlsplit(dsn)
+    user = parts.username or parse_qs(parts.query).get("user", [""])[0]
+    auth = f"{user}@" if user else ""
+    return f"postgresql://{auth}127.0.0.1:{port}{parts.path}"
+
+
+async def test_database_gone_at_start_the_daemon_waits_retries_and_then_collects(
+    sim_fleet: Callable[..., object], pg_dsn: str, tmp_path: Path
+) -> None:
+    fleet = await sim_fleet(clusters=[ClusterSpec(name="a", nodes=2)])  # type: ignore[misc]
+    db_port, metrics_port = _free_port(), _free_port()
+    args = (
+        "--kubeconfig",
+        str(fleet.kubeconfig),  # type: ignore[attr-defined]
+        "--database-url",
+        _through(pg_dsn, db_port),  # nothing listens there yet
+        "--interval",
+        "1h",
+        "--metrics-port",
+        str(metrics_port),
+        "--log-format",
+        "json",
+    )
+    forwarder: asyncio.Server | None = None
+    try:
+        async with _daemon(*args, env=clean_env(tmp_path)) as (proc, log_path):
+
+            def attempts() -> int:
+                return log_path.read_text().count("the database cannot be used yet")
+
+            # It says so, retries with backoff, is not ready, and does not exit.
+            await _wait_for("a second attempt", lambda: attempts() >= 2, 30, proc)
+            status, doc = await _healthz(metrics_port)
+            assert status == 503, doc
+            assert doc["status"] == "waiting-for-database" and doc["ready"] is False
+            assert "cannot connect to PostgreSQL" in str(doc["database_error"])
+            assert proc.returncode is None
+            assert list(fleet.clusters[0].request_log) == []  # type: ignore[attr-defined]
+
+            # The database appears: the daemon connects, collects and is ready.
+            forwarder = await _forward(db_port, pg_dsn)
+
+            async def collected() -> bool:
+                status, doc = await _healthz(metrics_port)
+                return status == 200 and doc["last_run_status"] == "ok"
+
+            await _wait_for("a run once the database is there", collected, 60, proc)
+            proc.send_signal(signal.SIGTERM)
+            rc = await asyncio.wait_for(proc.wait(), 20)
+            log_text = log_path.read_text()
+    finally:
+        if forwarder is not None:
+            forwarder.close()
+    assert rc == 0, log_text[-3000:]
+    lines = [json.loads(line) for line in log_text.splitlines() if line.startswith("{")]
+    waits = [line for line in lines if "cannot be used yet" in line["message"]]
+    assert all(line["level"] == "error" for line in waits)
+    delays = [float(line["retry_in_s"]) for line in waits]
+    assert delays[1] > delays[0], delays  # backoff
+    assert any("the database is reachable now" in line["message"] for line in lines)
+    assert "Traceback" not in log_text
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM inventory.node_current") == 2
+    finally:
+        await conn.close()
+
+
+async def test_sigterm_while_waiting_for_the_database_exits_0(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kc.yaml"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: a\n"
+        "clusters:\n- name: a\n  cluster: {server: 'https://127.0.0.1:1'}\n"
+        "users:\n- name: u\n  user: {token: t}\n"
+        "contexts:\n- name: a\n  context: {cluster: a, user: u}\n"
+    )
+    dsn = f"postgresql://kubeinv:s3cret-pw@127.0.0.1:{_free_port()}/kubeinv"
+    args = ("--kubeconfig", str(kubeconfig), "--database-url", dsn, "--interval", "1h")
+    async with _daemon(*args, env=clean_env(tmp_path)) as (proc, log_path):
+        await _wait_for(
+            "the first attempt",
+            lambda: "the database cannot be used yet" in log_path.read_text(),
+            30,
+            proc,
+        )
+        proc.send_signal(signal.SIGTERM)
+        rc = await asyncio.wait_for(proc.wait(), 20)
+        log_text = log_path.read_text()
+    assert rc == 0, log_text
+    assert "s3cret-pw" not in log_text
+    assert "Traceback" not in log_text

@@ -115,8 +115,23 @@ async def test_metrics_endpoint_serves_counters_and_healthz() -> None:
         assert (await _get(server.port, "/nope"))[0] == 404
         assert (await _get(server.port, "/metrics", "POST"))[0] == 405
 
+        # Waiting for the database at start-up: not ready, but alive.
+        metrics.health.waiting_for_database = "cannot connect to PostgreSQL at ...: refused"
+        status, _, body = await _get(server.port, "/healthz")
+        doc = json.loads(body)
+        assert status == 503 and doc["status"] == "waiting-for-database" and not doc["ready"]
+        assert doc["database_error"].startswith("cannot connect")
+        assert (await _get(server.port, "/readyz"))[0] == 503
+        assert (await _get(server.port, "/livez"))[0] == 200
+        metrics.health.waiting_for_database = None
+
+        status, _, body = await _get(server.port, "/metrics")
+        assert "kubeinv_asyncio_tasks" in body and "kubeinv_threads" in body
+        assert "process_open_fds" in body and "process_resident_memory_bytes" in body
+
         metrics.health.stopping = True
         assert (await _get(server.port, "/healthz"))[0] == 503
+        assert (await _get(server.port, "/livez"))[0] == 503
     finally:
         await server.stop()
 

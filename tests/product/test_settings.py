@@ -12,6 +12,7 @@ from collector.settings import (
     CollectionSettings,
     LogSettings,
     MetricsSettings,
+    RetentionSettings,
     ScheduleSettings,
     Settings,
     default_data_dir,
@@ -108,6 +109,7 @@ def test_the_example_config_is_valid_and_documents_every_key() -> None:
         ("schedule", ScheduleSettings),
         ("metrics", MetricsSettings),
         ("log", LogSettings),
+        ("retention", RetentionSettings),
     ):
         assert f"[{section}]" in text
         for key in model.model_fields:

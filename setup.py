@@ -24,8 +24,8 @@ class BuildPyWithSql(build_py):
         if getattr(self, "editable_mode", False):
             return  # an editable install reads the repository's sql/ itself
         source = ROOT / "sql"
-        if not any(source.glob("[0-9][0-9][0-9][0-9]_*.sql")):
-            raise RuntimeError(f"no migrations in {source}: cannot build kubeinv without sql/")
+        if not (source / "schema.sql").is_file():
+            raise RuntimeError(f"no schema.sql in {source}: cannot build kubeinv without sql/")
         target = Path(self.build_lib) / "collector" / "_sql"
         if target.exists():
             shutil.rmtree(target)

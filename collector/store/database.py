@@ -29,7 +29,7 @@ import collector
 from collector.errors import StoreError
 from collector.records import ClusterInventory, TargetOutcome
 from collector.store.embedded import EmbeddedServer
-from collector.store.migrating import apply_migrations, load_migrations
+from collector.store.migrating import apply_migrations, load_sql_tree
 from collector.store.queries import load_queries
 from collector.store.retiring import (
     Retirement,
@@ -217,11 +217,15 @@ class Store:
     # ---- schema ----------------------------------------------------------------------------
 
     async def migrate(self, directory: Path | None = None) -> list[str]:
-        """Apply pending migrations; return the versions applied now."""
-        migrations = load_migrations(directory)
+        """Create the schema or apply pending migrations; return the versions recorded now.
+
+        ``directory`` is an ``sql/`` folder (default: kubeinv's own): see
+        :mod:`collector.store.migrating`.
+        """
+        tree = load_sql_tree(directory)
 
         async def run(conn: Connection) -> list[str]:
-            return await apply_migrations(conn, migrations, self._q)
+            return await apply_migrations(conn, tree, self._q)
 
         applied = await self._with_conn("migrating the schema", run)
         if applied:

@@ -1,13 +1,26 @@
-"""Schema migrations: numbered ``sql/NNNN_name.sql`` files applied in order.
+"""The schema runner: the baseline ``sql/schema.sql`` for a new database, then ``sql/migrations/``.
 
-Each migration runs in its own transaction, under a session advisory lock so that two processes
-starting together do not race, and is recorded with the sha256 of its file in
-``inventory.schema_migration``. A migration that was applied and has since changed stops
-everything (``MigrationChecksumError``): migrations are never edited once landed.
+Three kinds of database reach :func:`apply_migrations`, under a session advisory lock so that two
+processes starting together do not race:
 
-After each migration, in its transaction, the runner calls ``inventory.grant_inventory_reader()``
-(sql/0020, 0021) once that function exists, so that the read-only role reads every new view,
-table and function without each migration having to remember it.
+- **An empty one** gets the schema: the files that ``sql/schema.sql`` lists (``\\ir`` lines), in
+  that order, in one transaction. It is recorded as version ``0100`` ("schema") in
+  ``inventory.schema_migration``, with every migration of ``sql/migrations/``: the schema files
+  already hold what those migrations do.
+- **One created by the pre-release migrations** (``0001``...``0022``, numbered files that used to
+  live in ``sql/``; copies in ``tests/fixtures/pre_release_migrations/``, their checksums in
+  ``sql/migrations/pre_release.sha256``) is recognised by its migrations table. When it has
+  every one of them, unedited, its catalog is the schema's (tests/store/test_schema.py builds
+  both and compares them), so it is adopted: recorded as ``0100`` without running anything, then
+  migrated like any other. When it lacks some, it is refused with a message saying what to do.
+  The schema is never applied on top of it.
+- **One at 0100 or later** gets the migrations of ``sql/migrations/`` it lacks, each in its own
+  transaction. A migration that was applied and has since changed stops everything
+  (``MigrationChecksumError``): migrations are never edited once released.
+
+After the schema, and after each migration, in its transaction, the runner calls
+``inventory.grant_inventory_reader()`` so that the read-only role reads every new view, table
+and function without each migration having to remember it.
 """
 
 from __future__ import annotations
@@ -15,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +40,13 @@ from collector.store.writing import Connection
 
 # 'kubeinv' in ASCII: the advisory lock key of the migrations runner.
 MIGRATION_LOCK_KEY = 0x6B75_6265_696E_76
+SCHEMA_VERSION = "0100"
+SCHEMA_NAME = "schema"
+SCHEMA_INDEX = "schema.sql"
+MIGRATIONS_DIR = "migrations"
+PRE_RELEASE_MANIFEST = "pre_release.sha256"
 _FILE_NAME = re.compile(r"^(\d{4})_([A-Za-z0-9_.-]+)\.sql$")
+_INCLUDE = re.compile(r"^\\ir\s+(\S+)\s*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -38,9 +58,51 @@ class Migration:
     checksum: str
 
 
-def load_migrations(directory: Path | None = None) -> list[Migration]:
-    """The migration files of ``directory`` (default: the repository's ``sql/``), in order."""
+@dataclass(frozen=True)
+class Schema:
+    """The baseline: the files ``sql/schema.sql`` lists, in order."""
+
+    files: tuple[tuple[Path, str], ...]
+    checksum: str
+
+
+@dataclass(frozen=True)
+class SqlTree:
+    """Everything the runner reads from one ``sql/`` folder."""
+
+    schema: Schema
+    migrations: tuple[Migration, ...]
+    pre_release: Mapping[str, tuple[str, str]]  # version -> (name, sha256)
+
+    @property
+    def versions(self) -> list[str]:
+        """What a new database records: the schema, then every migration."""
+        return [SCHEMA_VERSION, *(m.version for m in self.migrations)]
+
+
+def load_schema(directory: Path | None = None) -> Schema:
+    """The schema files of ``directory`` (default: the repository's ``sql/``), in order."""
     folder = directory if directory is not None else sql_dir()
+    index = folder / SCHEMA_INDEX
+    if not index.is_file():
+        raise MigrationError(f"the schema index {index} does not exist")
+    digest = hashlib.sha256()
+    files: list[tuple[Path, str]] = []
+    for include in _INCLUDE.findall(index.read_text(encoding="utf-8")):
+        path = folder / include
+        if not path.is_file():
+            raise MigrationError(f"{index} lists {include}, which does not exist")
+        raw = path.read_bytes()
+        digest.update(include.encode() + b"\0" + raw)
+        files.append((path, raw.decode("utf-8")))
+    if not files:
+        raise MigrationError(f"{index} lists no schema file (\\ir lines)")
+    return Schema(files=tuple(files), checksum=digest.hexdigest())
+
+
+def load_migrations(directory: Path | None = None) -> list[Migration]:
+    """The migration files of ``directory``/migrations (default: ``sql/migrations``), in order."""
+    folder = (directory if directory is not None else sql_dir()) / MIGRATIONS_DIR
     if not folder.is_dir():
         raise MigrationError(f"migrations directory {folder} does not exist")
     migrations: dict[str, Migration] = {}
@@ -49,6 +111,11 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
         if not match or not path.is_file():
             continue
         version, name = match.groups()
+        if version <= SCHEMA_VERSION:
+            raise MigrationError(
+                f"migration {path.name}: versions up to {SCHEMA_VERSION} belong to the schema "
+                f"and the pre-release migrations; number it after {SCHEMA_VERSION}"
+            )
         if version in migrations:
             raise MigrationError(
                 f"two migrations share version {version}: {migrations[version].path.name} "
@@ -62,59 +129,154 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
             sql=raw.decode("utf-8"),
             checksum=hashlib.sha256(raw).hexdigest(),
         )
-    if not migrations:
-        raise MigrationError(f"no migration files (NNNN_name.sql) in {folder}")
     return [migrations[v] for v in sorted(migrations)]
 
 
+def load_pre_release(directory: Path | None = None) -> dict[str, tuple[str, str]]:
+    """The pre-release migrations as ``{version: (name, sha256)}`` (``sha256sum`` format)."""
+    path = (directory if directory is not None else sql_dir()) / MIGRATIONS_DIR
+    manifest = path / PRE_RELEASE_MANIFEST
+    known: dict[str, tuple[str, str]] = {}
+    for line in manifest.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        checksum, file_name = line.split(maxsplit=1)
+        match = _FILE_NAME.match(file_name.lstrip("*"))
+        if not match:
+            raise MigrationError(f"{manifest}: cannot read {line!r}")
+        known[match.group(1)] = (match.group(2), checksum)
+    return known
+
+
+def load_sql_tree(directory: Path | None = None) -> SqlTree:
+    return SqlTree(
+        schema=load_schema(directory),
+        migrations=tuple(load_migrations(directory)),
+        pre_release=load_pre_release(directory),
+    )
+
+
+def _spans(versions: list[str]) -> str:
+    return ", ".join(versions) if len(versions) <= 4 else f"{versions[0]}...{versions[-1]}"
+
+
+def check_pre_release(applied: Mapping[str, asyncpg.Record], tree: SqlTree) -> None:
+    """Raise unless the pre-release migrations ``applied`` are all of them, unedited."""
+    missing = sorted(set(tree.pre_release) - set(applied))
+    edited = sorted(
+        f"{version}_{row['name']}"
+        for version, row in applied.items()
+        if version in tree.pre_release and tree.pre_release[version][1] != row["checksum"]
+    )
+    last = max(tree.pre_release)
+    if missing:
+        raise MigrationError(
+            "this database was created by a development version of kubeinv: it has the "
+            f"pre-release migrations up to {max(applied)} but not {_spans(missing)}, so it is "
+            f"neither the schema kubeinv creates nor one it can upgrade. Either run `kubeinv "
+            f"migrate` with the development version that has sql/{last}_*.sql (the last "
+            "commit before sql/schema.sql; the files are also kept in "
+            "tests/fixtures/pre_release_migrations/) and then this one, or drop the database "
+            "and let this kubeinv create it anew (its history is lost)"
+        )
+    if edited:
+        raise MigrationChecksumError(
+            f"pre-release migrations {', '.join(edited)} were applied from files that differ "
+            "from the released ones (checksums in sql/migrations/pre_release.sha256): kubeinv "
+            "cannot tell what this database holds; drop it and let kubeinv create it anew"
+        )
+
+
+async def _grant_reader(conn: Connection, queries: Mapping[str, str]) -> None:
+    # Whatever the schema or a migration created is readable by inventory_reader at once.
+    if await conn.fetchval(queries["has_grant_inventory_reader"]):
+        await conn.execute(queries["grant_inventory_reader"])
+
+
+async def _record(conn: Connection, queries: Mapping[str, str], *row: object) -> None:
+    await conn.execute(queries["record_migration"], *row)
+
+
+async def _apply_schema(conn: Connection, tree: SqlTree, queries: Mapping[str, str]) -> None:
+    started = time.perf_counter()
+    async with conn.transaction():
+        for path, text in tree.schema.files:
+            try:
+                await conn.execute(text)
+            except asyncpg.PostgresError as exc:
+                raise MigrationError(
+                    f"schema file {path} failed: {type(exc).__name__}: {exc}"
+                ) from exc
+        await _grant_reader(conn, queries)
+        elapsed = int((time.perf_counter() - started) * 1000)
+        await _record(conn, queries, SCHEMA_VERSION, SCHEMA_NAME, tree.schema.checksum, elapsed)
+        # The schema files already hold what every migration does.
+        for migration in tree.migrations:
+            await _record(conn, queries, migration.version, migration.name, migration.checksum, 0)
+
+
+async def _apply_one(conn: Connection, migration: Migration, queries: Mapping[str, str]) -> None:
+    started = time.perf_counter()
+    try:
+        async with conn.transaction():
+            await conn.execute(migration.sql)
+            await _grant_reader(conn, queries)
+            elapsed = int((time.perf_counter() - started) * 1000)
+            await _record(
+                conn, queries, migration.version, migration.name, migration.checksum, elapsed
+            )
+    except asyncpg.PostgresError as exc:
+        raise MigrationError(
+            f"migration {migration.path.name} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _check_applied(applied: Mapping[str, asyncpg.Record], tree: SqlTree) -> None:
+    known = {m.version: m for m in tree.migrations}
+    for version, row in applied.items():
+        if version == SCHEMA_VERSION or version in tree.pre_release:
+            continue
+        migration = known.get(version)
+        if migration is None:
+            raise MigrationError(
+                f"the database has migration {version}_{row['name']} applied, which this "
+                "kubeinv does not have: it was migrated by a newer kubeinv"
+            )
+        if migration.checksum != row["checksum"]:
+            raise MigrationChecksumError(
+                f"migration {migration.path} has changed since it was applied on "
+                f"{row['applied_at']:%Y-%m-%d %H:%M:%S %Z} (checksum {row['checksum'][:12]} "
+                f"in the database, {migration.checksum[:12]} on disk); applied migrations "
+                "must never be edited: restore the file and add a new migration instead"
+            )
+
+
 async def apply_migrations(
-    conn: Connection, migrations: list[Migration], queries: dict[str, str]
+    conn: Connection, tree: SqlTree, queries: Mapping[str, str]
 ) -> list[str]:
-    """Apply the pending ``migrations``; return the versions applied now (in order)."""
+    """Bring the database to ``tree``'s schema; return the versions recorded now (in order)."""
     await conn.execute(queries["lock_migrations"], MIGRATION_LOCK_KEY)
     try:
         await conn.execute(queries["create_migration_table"])
         rows = await conn.fetch(queries["applied_migrations"])
         applied = {row["version"]: row for row in rows}
-        known = {m.version: m for m in migrations}
-        for version, row in applied.items():
-            migration = known.get(version)
-            if migration is None:
-                raise MigrationError(
-                    f"the database has migration {version}_{row['name']} applied, which this "
-                    "kubeinv does not have: it was migrated by a newer kubeinv"
-                )
-            if migration.checksum != row["checksum"]:
-                raise MigrationChecksumError(
-                    f"migration {migration.path} has changed since it was applied on "
-                    f"{row['applied_at']:%Y-%m-%d %H:%M:%S %Z} (checksum {row['checksum'][:12]} "
-                    f"in the database, {migration.checksum[:12]} on disk); applied migrations "
-                    "must never be edited: restore the file and add a new migration instead"
-                )
+        if not applied:
+            await _apply_schema(conn, tree, queries)
+            return tree.versions
         done: list[str] = []
-        for migration in migrations:
-            if migration.version in applied:
-                continue
-            started = time.perf_counter()
-            try:
-                async with conn.transaction():
-                    await conn.execute(migration.sql)
-                    # Whatever the migration created is readable by inventory_reader at once,
-                    # whether or not the migration remembered to grant it.
-                    if await conn.fetchval(queries["has_grant_inventory_reader"]):
-                        await conn.execute(queries["grant_inventory_reader"])
-                    await conn.execute(
-                        queries["record_migration"],
-                        migration.version,
-                        migration.name,
-                        migration.checksum,
-                        int((time.perf_counter() - started) * 1000),
-                    )
-            except asyncpg.PostgresError as exc:
-                raise MigrationError(
-                    f"migration {migration.path.name} failed: {type(exc).__name__}: {exc}"
-                ) from exc
-            done.append(migration.version)
+        if SCHEMA_VERSION not in applied:
+            unknown = sorted(set(applied) - set(tree.pre_release))
+            if unknown:
+                _check_applied({v: applied[v] for v in unknown}, tree)
+            check_pre_release(applied, tree)
+            # Adopted: the pre-release migrations built exactly the schema (test_schema.py).
+            await _record(conn, queries, SCHEMA_VERSION, SCHEMA_NAME, tree.schema.checksum, 0)
+            done.append(SCHEMA_VERSION)
+        _check_applied(applied, tree)
+        for migration in tree.migrations:
+            if migration.version not in applied:
+                await _apply_one(conn, migration, queries)
+                done.append(migration.version)
         return done
     finally:
         if not conn.is_closed():

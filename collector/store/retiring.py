@@ -1,5 +1,5 @@
 """Cluster retirement and the cluster registry (queries: ``sql/queries/lifecycle.sql``; schema:
-``sql/0022_cluster_lifecycle.sql``).
+``sql/schema/tables/cluster_lifecycle.sql``).
 
 A cluster is *reached* by a run when a target of the run identified it, or when a target of the
 run (same kubeconfig path and context name) identified it the last time it identified anything.

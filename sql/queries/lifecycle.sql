@@ -1,5 +1,6 @@
 -- Queries of cluster retirement and the cluster registry (collector/store/database.py:
--- Store.retire_unreached, Store.retire_clusters, Store.cluster_registry; sql/0022).
+-- Store.retire_unreached, Store.retire_clusters, Store.cluster_registry;
+-- sql/schema/tables/cluster_lifecycle.sql).
 
 -- name: remember_target_clusters
 -- After the ledger rows of run $1 are written and applied (apply_outcomes_to_clusters, which

@@ -25,7 +25,7 @@ INSERT INTO inventory.schema_migration (version, name, checksum, execution_ms)
 VALUES ($1, $2, $3, $4);
 
 -- name: has_grant_inventory_reader
--- Whether the read-only role's grant function exists yet (sql/0020_inventory_reader_role.sql).
+-- Whether the read-only role's grant function exists yet (sql/schema/access/inventory_reader.sql).
 SELECT to_regprocedure('inventory.grant_inventory_reader()') IS NOT NULL;
 
 -- name: grant_inventory_reader

@@ -117,7 +117,7 @@ FROM unnest($3::text[], $4::text[], $5::text[], $6::text[])
 -- name: claim_cluster
 -- Take the cluster for run $2 unless another run holds a live claim. A claim blocks while
 --   * its run is still collecting: not finished, its collector alive (it holds its run lock,
---     see sql/0003_run_liveness.sql) and the claim younger than $4 (a hung collector's claim
+--     see sql/schema/tables/run_ledger.sql) and the claim younger than $4 (a hung collector's claim
 --     expires), or
 --   * the claim is younger than $3 (the daemon's "collected in this interval") and its run
 --     either finished normally or stored the cluster after claiming it.

@@ -1,8 +1,9 @@
-"""The daily series read a per-day summary kept by triggers (sql/0013_node_daily_delta.sql).
+"""The daily series read a per-day summary kept by triggers
+(sql/schema/history/node_daily_delta.sql).
 
 These tests check that summary against the history it summarizes, on real PostgreSQL: after the
 store's own writes, after direct INSERT / UPDATE / DELETE / TRUNCATE, and that the series built
-from it equal the straightforward definition of 0011 (every history row expanded into its days)
+from it equal the straightforward definition (every history row expanded into its days)
 for several windows and pretend "now"s, including today's partial day and a now in the past.
 """
 
@@ -46,7 +47,8 @@ WHERE nodes <> 0 OR cpu_capacity_millicores <> 0 OR memory_capacity_bytes <> 0
 ORDER BY cluster_id, day
 """
 
-# 0011's node_totals_daily: each history row expanded into the days it was current at their end.
+# The plain definition of node_totals_daily: each history row expanded into the days it was
+# current at their end.
 REFERENCE_TOTALS = """
 WITH b AS (
     SELECT $1::date AS d0, least($2::date, inventory.analytics_today()) AS d1,

@@ -1,4 +1,5 @@
-"""changes() reads node-changed rows from a table kept by triggers (sql/0017_node_change.sql).
+"""changes() reads node-changed rows from a table kept by triggers
+(sql/schema/history/node_change.sql).
 
 These tests check inventory.node_change, and the node-changed rows of changes(), against an
 independent row-by-row definition: every pair of versions of a node where one ends as the other

@@ -1,4 +1,4 @@
-"""The analytics views with a retired cluster (sql/0022), exact results on the shared fleet
+"""The analytics views with a retired cluster (sql/schema/), exact results on the shared fleet
 history (tests/analytics/scenario.py): cluster-b, last stored 03-02 (03-04 unchanged), is
 retired 2026-03-08 12:00 because no run reached it, and in the second half comes back
 2026-03-09 10:00, upgraded to v1.25.16.

@@ -1,5 +1,5 @@
-"""The analytics views and functions (sql/0011) on real PostgreSQL, against a history built
-through the store's write path at controlled times (tests/analytics/scenario.py)."""
+"""The analytics views and functions (sql/schema/analytics/) on real PostgreSQL, against a
+history built through the store's write path at controlled times (tests/analytics/scenario.py)."""
 
 from __future__ import annotations
 

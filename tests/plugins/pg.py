@@ -3,12 +3,12 @@
 - ``pg_server_dsn`` (session): a server to work in. ``KUBEINV_TEST_DATABASE_URL`` when set (its
   database is only used to create and drop others), else an embedded PostgreSQL that kubeinv
   starts itself in a temporary directory and stops at the end of the session.
-- ``pg_template`` (session): the name of a template database with every migration applied.
-  It is built once per set of migration files (its name carries their checksum) under an
-  advisory lock, so pytest-xdist workers and concurrent sessions share it safely.
+- ``pg_template`` (session): the name of a template database holding the schema (sql/schema.sql).
+  It is built once per set of schema and migration files (its name carries their checksum)
+  under an advisory lock, so pytest-xdist workers and concurrent sessions share it safely.
 - ``pg_dsn`` (function): a fresh database ``CREATE DATABASE ... TEMPLATE <template>``, fully
   isolated and dropped after the test.
-- ``pg_empty_dsn`` (function): a fresh empty database (no migrations), for migration tests.
+- ``pg_empty_dsn`` (function): a fresh empty database (no schema), for migration tests.
 - ``store`` (function): an open :class:`collector.store.Store` on ``pg_dsn``.
 """
 
@@ -29,7 +29,7 @@ import pytest
 
 from collector.store import Store, open_store
 from collector.store.embedded import EmbeddedServer
-from collector.store.migrating import load_migrations
+from collector.store.migrating import load_sql_tree
 
 TEST_DSN_ENV = "KUBEINV_TEST_DATABASE_URL"
 _TEMPLATE_LOCK_KEY = 0x6B69_6E76_7470_6C  # 'kinvtpl'
@@ -47,8 +47,9 @@ def database_of(dsn: str) -> str:
 
 
 def _templates_checksum() -> str:
-    digest = hashlib.sha256()
-    for migration in load_migrations():
+    tree = load_sql_tree()
+    digest = hashlib.sha256(tree.schema.checksum.encode())
+    for migration in tree.migrations:
         digest.update(migration.version.encode() + b"\0" + migration.checksum.encode())
     return digest.hexdigest()[:16]
 
@@ -161,7 +162,7 @@ async def _drop_obsolete_templates(conn: asyncpg.Connection, *, keep: str) -> No
 
 @pytest.fixture
 async def pg_dsn(pg_server_dsn: str, pg_template: str) -> AsyncIterator[str]:
-    """A fresh database with every migration applied, dropped after the test."""
+    """A fresh database with the schema (and every migration) applied, dropped after the test."""
     name = f"kinv_test_{uuid.uuid4().hex[:12]}"
     try:
         await _create_database(pg_server_dsn, name, pg_template)

@@ -118,7 +118,7 @@ async def test_start_reuse_restart_after_stale_pid(base: Path) -> None:
     # The store on top of it (dsn None -> embedded).
     store = await open_store(None, data_dir=base / "data")
     try:
-        assert "0001" in await store.migrate()
+        assert "0100" in await store.migrate()  # the schema (sql/schema.sql)
         assert await store.fetch_view("cluster_current") == []
     finally:
         await store.close()
@@ -242,7 +242,7 @@ async def test_non_root_user_gets_its_own_server_under_xdg_data_home(base: Path)
     dsn = result.stdout.strip().splitlines()[-1]
     data = home / ".local" / "share" / "kubeinv"
     assert dsn == embedded_dsn(data)
-    assert "0001" in result.stdout
+    assert "0100" in result.stdout  # the schema (sql/schema.sql)
     server = EmbeddedServer(data)
     pid = server.running_pid()
     assert pid is not None and _owner_of_process(pid) == nobody.pw_uid

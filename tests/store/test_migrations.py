@@ -1,4 +1,5 @@
-"""Migrations against a real PostgreSQL: apply, re-apply, public names, checksum guard, lock."""
+"""The schema runner against a real PostgreSQL: apply, re-apply, public names, checksum guard,
+lock. The schema against the pre-release migrations: tests/store/test_schema.py."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ import pytest
 
 from collector.errors import MigrationChecksumError, MigrationError
 from collector.store import open_store
-from collector.store.migrating import MIGRATION_LOCK_KEY, load_migrations
+from collector.store.migrating import MIGRATION_LOCK_KEY, SCHEMA_VERSION, load_sql_tree
 from collector.store.queries import parse_queries, sql_dir
 
-# DESIGN.md, "SQL: schema inventory": the public names and their listed columns.
+# README, "SQL: schema inventory": the public names and their listed columns.
 NODE_COLUMNS = [
     "cluster_id", "node_uid", "name", "created_at", "roles", "ready", "unschedulable",
     "kubelet_version", "container_runtime_version", "os_image", "kernel_version",
@@ -97,16 +98,18 @@ async def _schema_snapshot(conn: asyncpg.Connection) -> list[tuple[object, ...]]
 async def test_apply_to_empty_database_then_reapply_changes_nothing(pg_empty_dsn: str) -> None:
     store = await open_store(pg_empty_dsn)
     try:
+        tree = load_sql_tree()
         applied = await store.migrate()
-        assert applied == [m.version for m in load_migrations()]
-        assert applied[0] == "0001"
+        assert applied == tree.versions
+        assert applied[0] == SCHEMA_VERSION
         async with store.connection() as conn:
             before = await _schema_snapshot(conn)
             recorded = await conn.fetch(
                 "SELECT version, checksum FROM inventory.schema_migration ORDER BY version"
             )
         assert [(r["version"], r["checksum"]) for r in recorded] == [
-            (m.version, m.checksum) for m in load_migrations()
+            (SCHEMA_VERSION, tree.schema.checksum),
+            *((m.version, m.checksum) for m in tree.migrations),
         ]
         assert await store.migrate() == []
         async with store.connection() as conn:
@@ -169,9 +172,11 @@ async def test_checksum_guard_refuses_an_edited_migration(
     store = await open_store(pg_empty_dsn)
     try:
         await store.migrate(folder)
-        first = folder / "0001_inventory_schema.sql"
-        first.write_text(first.read_text() + "\n-- an innocent-looking edit\n")
-        with pytest.raises(MigrationChecksumError, match=r"0001_inventory_schema\.sql"):
+        added = folder / "migrations" / "0101_add_a_column.sql"
+        added.write_text("ALTER TABLE inventory.cluster ADD COLUMN note text;\n")
+        assert await store.migrate(folder) == ["0101"]
+        added.write_text(added.read_text() + "\n-- an innocent-looking edit\n")
+        with pytest.raises(MigrationChecksumError, match=r"0101_add_a_column\.sql"):
             await store.migrate(folder)
     finally:
         await store.close()
@@ -179,11 +184,13 @@ async def test_checksum_guard_refuses_an_edited_migration(
 
 async def test_unknown_applied_migration_is_refused(pg_empty_dsn: str, tmp_path: Path) -> None:
     folder = _copy_sql(tmp_path)
-    (folder / "9999_from_the_future.sql").write_text("CREATE TABLE inventory.future (x int);\n")
+    future = folder / "migrations" / "9999_from_the_future.sql"
     store = await open_store(pg_empty_dsn)
     try:
         await store.migrate(folder)
-        (folder / "9999_from_the_future.sql").unlink()
+        future.write_text("CREATE TABLE inventory.future (x int);\n")
+        assert await store.migrate(folder) == ["9999"]
+        future.unlink()
         with pytest.raises(MigrationError, match="9999_from_the_future"):
             await store.migrate(folder)
     finally:
@@ -194,18 +201,19 @@ async def test_failing_migration_rolls_back_and_names_its_file(
     pg_empty_dsn: str, tmp_path: Path
 ) -> None:
     folder = _copy_sql(tmp_path)
-    (folder / "9998_broken.sql").write_text(
+    (folder / "migrations" / "9998_broken.sql").write_text(
         "CREATE TABLE inventory.half (x int);\nSELECT * FROM no_such_table;\n"
     )
     store = await open_store(pg_empty_dsn)
     try:
+        await store.migrate(_copy_sql(tmp_path / "clean"))  # the schema alone
         with pytest.raises(MigrationError, match=r"9998_broken\.sql"):
             await store.migrate(folder)
         async with store.connection() as conn:
             assert await conn.fetchval("SELECT to_regclass('inventory.half')") is None
             versions = await conn.fetch("SELECT version FROM inventory.schema_migration")
         assert "9998" not in {r["version"] for r in versions}
-        assert "0001" in {r["version"] for r in versions}
+        assert SCHEMA_VERSION in {r["version"] for r in versions}
     finally:
         await store.close()
 
@@ -215,7 +223,7 @@ async def test_concurrent_migrators_apply_each_migration_once(pg_empty_dsn: str)
     try:
         results = await asyncio.gather(*(s.migrate() for s in stores))
         applied = [v for result in results for v in result]
-        assert sorted(applied) == [m.version for m in load_migrations()]
+        assert sorted(applied) == load_sql_tree().versions
     finally:
         for s in stores:
             await s.close()
@@ -230,7 +238,7 @@ async def test_migrator_waits_for_the_advisory_lock(pg_empty_dsn: str) -> None:
         await asyncio.sleep(0.5)
         assert not task.done(), "migrate() ran while another process held the lock"
         await holder.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
-        assert await asyncio.wait_for(task, 60) == [m.version for m in load_migrations()]
+        assert await asyncio.wait_for(task, 60) == load_sql_tree().versions
     finally:
         await holder.close()
         await store.close()
@@ -249,7 +257,7 @@ async def test_runner_grants_the_reader_role_what_a_migration_forgot(
     pg_empty_dsn: str, tmp_path: Path
 ) -> None:
     folder = _copy_sql(tmp_path)
-    (folder / "9997_forgets_to_grant.sql").write_text(
+    (folder / "migrations" / "9997_forgets_to_grant.sql").write_text(
         "CREATE TABLE inventory.forgotten (x int);\n"
         "CREATE VIEW inventory.forgotten_view AS SELECT x FROM inventory.forgotten;\n"
         "CREATE FUNCTION inventory.forgotten_fn() RETURNS int LANGUAGE sql AS 'SELECT 1';\n"
@@ -257,7 +265,8 @@ async def test_runner_grants_the_reader_role_what_a_migration_forgot(
     )
     store = await open_store(pg_empty_dsn)
     try:
-        await store.migrate(folder)
+        await store.migrate(_copy_sql(tmp_path / "clean"))  # the schema alone
+        assert await store.migrate(folder) == ["9997"]
         async with store.connection() as conn:
             if not await conn.fetchval("SELECT to_regrole('inventory_reader') IS NOT NULL"):
                 pytest.skip("the migrating role may not create inventory_reader here")
@@ -300,13 +309,17 @@ def test_a_built_wheel_ships_the_sql_folder(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         archive.extractall(site)
-    for migration in load_migrations():
-        assert f"collector/_sql/{migration.path.name}" in names
+    tree = load_sql_tree()
+    for path, _ in tree.schema.files:
+        assert f"collector/_sql/{path.relative_to(sql_dir()).as_posix()}" in names
+    assert "collector/_sql/schema.sql" in names
+    assert "collector/_sql/migrations/pre_release.sha256" in names
     assert "collector/_sql/queries/store.sql" in names
     probe = (
         "from collector.store.queries import sql_dir, load_queries\n"
-        "from collector.store.migrating import load_migrations\n"
-        "print(sql_dir()); print(len(load_migrations())); print('claim_cluster' in load_queries())"
+        "from collector.store.migrating import load_sql_tree\n"
+        "print(sql_dir()); print(load_sql_tree().schema.checksum);"
+        "print('claim_cluster' in load_queries())"
     )
     env = {k: v for k, v in os.environ.items() if k != "KUBEINV_SQL_DIR"}
     env["PYTHONPATH"] = str(site)
@@ -314,4 +327,4 @@ def test_a_built_wheel_ships_the_sql_folder(tmp_path: Path) -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=env,
         timeout=60, check=True,
     ).stdout.split()  # fmt: skip
-    assert out == [str(site / "collector" / "_sql"), str(len(load_migrations())), "True"]
+    assert out == [str(site / "collector" / "_sql"), tree.schema.checksum, "True"]

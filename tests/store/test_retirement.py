@@ -287,18 +287,15 @@ async def test_retirement_survives_concurrent_store_rules(store: Store, sim_flee
 
 async def test_migration_0022_on_a_database_with_history(pg_empty_dsn: str, tmp_path: Path) -> None:
     """An existing inventory: each cluster's last attempt becomes its last reach, and each
-    target's latest identification in the ledger its remembered cluster."""
-    import shutil  # noqa: PLC0415
-
+    target's latest identification in the ledger its remembered cluster. 0022 is the last
+    pre-release migration (tests/fixtures/pre_release_migrations): a database at 0021 is brought
+    to 0022 the pre-release way, then adopted as the schema."""
     from collector.store import open_store  # noqa: PLC0415
-    from collector.store.queries import sql_dir  # noqa: PLC0415
+    from tests.store.test_schema import build_pre_release  # noqa: PLC0415
 
-    older = tmp_path / "sql"
-    shutil.copytree(sql_dir(), older)
-    (older / "0022_cluster_lifecycle.sql").unlink()
+    assert await build_pre_release(pg_empty_dsn, up_to="0021")
     store = await open_store(pg_empty_dsn)
     try:
-        await store.migrate(older)
         async with store.connection() as conn:
             await conn.execute(
                 """
@@ -313,7 +310,8 @@ async def test_migration_0022_on_a_database_with_history(pg_empty_dsn: str, tmp_
                        (2, '/k', 'ctx', NULL, 'failed', '2026-01-05 00:00:01+00');
                 """
             )
-        assert await store.migrate() == ["0022"]
+        assert await build_pre_release(pg_empty_dsn, after="0021") == ["0022"]
+        assert await store.migrate() == ["0100"]  # adopted, nothing run
         async with store.connection() as conn:
             reached = await conn.fetchrow(
                 "SELECT last_reached_at, last_reached_run_id FROM inventory.cluster"

@@ -1,9 +1,8 @@
--- 0020: `inventory_reader`, a read-only role for analysts (issue #6).
+-- `inventory_reader`, a read-only role for analysts.
 --
--- What it may do: read the public interface of schema `inventory` (DESIGN.md, "SQL: schema
--- inventory"): every view, every function, and the tables that interface documents and that
--- its functions read: the history tables, the run ledger, the reference data, and
--- `inventory.cluster` (the current row of each cluster; it holds no credential).
+-- What it may do: read every view and every table of schema `inventory` (history, run ledger,
+-- reference data, `inventory.cluster`, and the derived tables the analytics functions read; no
+-- table of this schema holds a credential) and execute every function.
 -- What it may not do: write anything (no INSERT, UPDATE, DELETE, TRUNCATE anywhere), create
 -- objects in the schema, use the sequence, or read the collector's own bookkeeping
 -- (`cluster_claim`, `schema_migration`).
@@ -17,8 +16,9 @@
 -- the grants are made in every database that is migrated. When the migrating user may not
 -- create roles and the role does not exist yet, the grants are skipped with a NOTICE; a DBA can
 -- then run `CREATE ROLE inventory_reader NOLOGIN; SELECT inventory.grant_inventory_reader();`.
--- A later migration that adds a view or a public table calls inventory.grant_inventory_reader()
--- (or grants the object itself); tests/security checks that every view stays readable.
+-- The migration runner (collector/store/migrating.py) calls inventory.grant_inventory_reader()
+-- after the schema and after every migration, so a new view, table or function is readable at
+-- once; tests/security checks that every view stays readable.
 
 CREATE FUNCTION inventory.grant_inventory_reader() RETURNS boolean
 LANGUAGE plpgsql
@@ -32,25 +32,13 @@ BEGIN
         RETURN false;
     END IF;
     EXECUTE 'GRANT USAGE ON SCHEMA inventory TO inventory_reader';
-    -- every view of the schema
     FOR obj IN
         SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = 'inventory' AND c.relkind IN ('v', 'm')
+        WHERE n.nspname = 'inventory' AND c.relkind IN ('v', 'm', 'r', 'p')
+          AND c.relname NOT IN ('cluster_claim', 'schema_migration')
     LOOP
         EXECUTE format('GRANT SELECT ON inventory.%I TO inventory_reader', obj.relname);
     END LOOP;
-    -- the documented tables (history, run ledger, reference data, clusters)
-    FOR obj IN
-        SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = 'inventory' AND c.relkind IN ('r', 'p')
-          AND c.relname IN ('cluster', 'cluster_version_history', 'node_history',
-                            'api_resource_history', 'cluster_service_history',
-                            'collection_run', 'cluster_collection',
-                            'kubernetes_release', 'kubernetes_api_removal', 'reference_source')
-    LOOP
-        EXECUTE format('GRANT SELECT ON inventory.%I TO inventory_reader', obj.relname);
-    END LOOP;
-    -- every function (PUBLIC has EXECUTE by default; explicit, in case a DBA revokes that)
     FOR obj IN
         SELECT p.oid::regprocedure AS signature
         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -84,5 +72,6 @@ BEGIN
     END IF;
 END;
 $$;
+
 
 SELECT inventory.grant_inventory_reader();

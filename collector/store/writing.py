@@ -12,6 +12,23 @@ advisory lock, and the partial unique index on current rows guards the invariant
 
 Parts that were not read (``None``) are left exactly as stored; so are the API resources of
 the groups listed in ``failed_groups``.
+
+What the database does on top (sql/schema/history/): ``node_history`` has statement-level
+triggers with transition tables. The ``close_nodes`` UPDATE fires ``node_change_update`` and
+``node_daily_delta_update``, and the COPY of new node versions fires ``node_change_insert`` and
+``node_daily_delta_insert`` once for the whole COPY, with every copied row in their ``new_rows``
+transition table: they keep ``node_change`` (the node-changed rows of ``changes()``) and
+``node_daily_delta`` (the daily series) exact, in this transaction. A transition table stays in
+memory up to ``work_mem`` and spills to a temporary file beyond it, which each trigger then reads
+back; each row counts at its allocation size (a ~2.2 KB node version takes 4 KB), so a first
+store of 20,000 nodes needs ~82 MB. Hence ``store_memory`` (sql/queries/store.sql) raises
+``work_mem`` to 256 MB for the store transaction only (~60,000 such versions; memory is taken
+only as rows arrive): at 64 MB the same store spilled (benchmarks/README.md, "Store").
+
+The rows follow the record declarations of :mod:`collector.records`: ``NODE_COLUMNS`` and
+``API_RESOURCE_COLUMNS`` are their fields in declaration order, and
+tests/store/test_record_declaration.py checks that the row tuples, the history tables, the views
+and the SQL node diff agree with them.
 """
 
 from __future__ import annotations
@@ -46,22 +63,12 @@ Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProx
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _json = msgspec.json.Encoder()
 
-# Column order of the rows sent with COPY into the history tables.
-NODE_COLUMNS = (
-    "cluster_id", "valid_from", "node_uid", "name", "created_at", "roles", "ready", "unschedulable",
-    "kubelet_version", "container_runtime_version", "os_image", "kernel_version",
-    "architecture", "operating_system", "internal_ip", "external_ip", "provider_id",
-    "cloud_provider", "region", "zone", "instance_type",
-    "cpu_capacity_millicores", "memory_capacity_bytes", "pods_capacity",
-    "ephemeral_storage_capacity_bytes", "gpu_capacity",
-    "cpu_allocatable_millicores", "memory_allocatable_bytes", "pods_allocatable",
-    "capacity", "allocatable", "labels", "taints", "conditions", "problems", "content_hash",
-    "first_seen_at",
-)  # fmt: skip
-API_RESOURCE_COLUMNS = (
-    "cluster_id", "valid_from", "api_group", "api_version", "resource", "kind", "namespaced",
-    "verbs", "short_names", "categories", "singular_name", "preferred", "content_hash",
-)  # fmt: skip
+# Column order of the rows written into the history tables: the record's fields, in the order
+# collector.records declares them, between the history keys. node_row and api_resource_row
+# spell the same order out (a generic per-field loop would cost the write path ~10%).
+NODE_COLUMNS = ("cluster_id", "valid_from", *NodeRecord.__struct_fields__, "first_seen_at")
+API_RESOURCE_COLUMNS = ("cluster_id", "valid_from", *ApiResourceRecord.__struct_fields__)
+VERSION_COLUMNS = ("cluster_id", *VersionRecord.__struct_fields__, "valid_from")
 
 
 @dataclass(frozen=True)
@@ -182,6 +189,14 @@ def node_row(
         first_seen_at,
     )
     return row
+
+
+def version_args(
+    cluster_id: str, valid_from: datetime, record: VersionRecord, new_hash: str
+) -> tuple[Any, ...]:
+    """The parameters of ``insert_version``, in ``VERSION_COLUMNS`` order."""
+    fields = msgspec.structs.replace(record, content_hash=new_hash)
+    return (cluster_id, *msgspec.structs.astuple(fields), valid_from)
 
 
 def api_resource_key(record: ApiResourceRecord) -> tuple[str, str, str]:
@@ -308,24 +323,7 @@ async def _merge_version(
     if old_hash is not None:
         await conn.execute(q["close_version"], cid, when)
         closed = 1
-    await conn.execute(
-        q["insert_version"],
-        cid,
-        record.git_version,
-        record.major,
-        record.minor,
-        record.minor_version,
-        record.git_commit,
-        record.git_tree_state,
-        record.build_date,
-        record.go_version,
-        record.compiler,
-        record.platform,
-        record.emulation_major,
-        record.emulation_minor,
-        new_hash,
-        when,
-    )
+    await conn.execute(q["insert_version"], *version_args(cid, when, record, new_hash))
     return PartStats(inserted=1, closed=closed)
 
 

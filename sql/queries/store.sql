@@ -9,7 +9,8 @@
 SELECT pg_advisory_xact_lock(hashtextextended('kubeinv.cluster:' || $1, 0));
 
 -- name: store_memory
--- Memory for this store transaction only. The statement triggers on node_history (0013, 0017)
+-- Memory for this store transaction only (see collector/store/writing.py). The statement
+-- triggers on node_history (sql/schema/history/node_daily_delta.sql, node_change.sql)
 -- keep every row a statement inserts in one transition table; within work_mem it stays in
 -- memory, beyond it spills to a temporary file that is written once and read back by each
 -- trigger. Each row is counted at its allocation size, the next power of two: a ~2.2 KB node
@@ -53,8 +54,9 @@ UPDATE inventory.cluster_version_history SET valid_to = $2
 WHERE cluster_id = $1 AND valid_to IS NULL;
 
 -- name: insert_version
+-- The columns of collector.store.writing.VERSION_COLUMNS: VersionRecord's fields, in order.
 INSERT INTO inventory.cluster_version_history (
-    cluster_id, git_version, major, minor, minor_version, git_commit, git_tree_state,
+    cluster_id, major, minor, minor_version, git_version, git_commit, git_tree_state,
     build_date, go_version, compiler, platform, emulation_major, emulation_minor,
     content_hash, valid_from)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15);

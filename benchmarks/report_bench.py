@@ -29,7 +29,6 @@ import asyncpg
 
 from collector import report
 from collector.store import open_store
-from collector.store.reports import ReportReader
 
 CLUSTERS, NODES, DAYS = 200, 50, 90
 SIZES = {"2": CLUSTERS, "3": NODES, "4": DAYS}
@@ -182,7 +181,7 @@ async def main() -> None:
                 " (SELECT count(*) FROM inventory.cluster_version_history) AS cluster_versions"
             )
             print(dict(counts))
-        reader = ReportReader(store)
+        reader = store.reports()
         today = await reader.today()
         first = today - timedelta(days=DAYS - 1)
         queries = {

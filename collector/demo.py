@@ -108,12 +108,6 @@ async def _collect(out: _Out, settings: Settings, store: Store, title: str) -> R
     return report
 
 
-def _fmt_bytes(value: Any) -> str:
-    if value is None:
-        return ""
-    return f"{int(value) / 2**30:.1f} GiB"
-
-
 async def open_demo_database(settings: Settings, database_url: str | None) -> Store:
     """The demo's database: the embedded server's scratch ``kubeinv_demo`` (recreated), or the
     database of an explicit ``--database-url``, when no cluster in it comes from elsewhere.
@@ -230,13 +224,7 @@ async def _print_inventory(
     }
 
     out.step("5. Version history (inventory.cluster_version_history)")
-    history = [
-        r
-        for r in await store.fetch_view(
-            "cluster_version_history", order_by=["cluster_id", "valid_from"]
-        )
-        if r["cluster_id"] in ids
-    ]
+    history = [r for r in await store.reports().version_history() if r["cluster_id"] in ids]
     history.sort(key=lambda r: (names.get(r["cluster_id"], ""), r["valid_from"]))
     print_table(
         None,

@@ -218,9 +218,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _reader(store: Store) -> ReportReader:
-    from collector.store.reports import ReportReader  # noqa: PLC0415
-
-    return ReportReader(store)
+    return store.reports()
 
 
 async def fetch_report(

@@ -39,9 +39,6 @@ _INT64_MAX = 2**63 - 1
 
 ROLE_LABEL_PREFIX = "node-role.kubernetes.io/"
 LEGACY_ROLE_LABEL = "kubernetes.io/role"
-REGION_LABELS = ("topology.kubernetes.io/region", "failure-domain.beta.kubernetes.io/region")
-ZONE_LABELS = ("topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone")
-INSTANCE_TYPE_LABELS = ("node.kubernetes.io/instance-type", "beta.kubernetes.io/instance-type")
 GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
 
 _node_list_decoder = msgspec.json.Decoder(wire.NodeList)
@@ -311,13 +308,6 @@ def _key_roles(keys: tuple[str, ...]) -> tuple[str, ...]:
 
 
 _ROLE_PREFIX_LEN = len(ROLE_LABEL_PREFIX)
-
-
-def _first_label(labels: Mapping[str, str], keys: tuple[str, ...]) -> str | None:
-    for key in keys:
-        if value := labels.get(key):
-            return value
-    return None
 
 
 class _Resources(msgspec.Struct, frozen=True):

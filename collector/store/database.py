@@ -12,14 +12,13 @@ import asyncio
 import ipaddress
 import logging
 import os
-import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -46,11 +45,13 @@ from collector.store.writing import (
     store_cluster,
 )
 
+if TYPE_CHECKING:
+    from collector.store.reports import ReportReader
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _json = msgspec.json.Encoder()
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.ConnectionDoesNotExistError,
     asyncpg.CannotConnectNowError,
@@ -303,15 +304,6 @@ class Store:
 
         return await self._with_conn("reading a run's liveness", run)
 
-    async def abandon_stale_runs(self, older_than: timedelta) -> int:
-        """Mark runs of crashed collectors (still running after ``older_than``) abandoned."""
-
-        async def run(conn: Connection) -> int:
-            status = await conn.execute(self._q["abandon_stale_runs"], older_than)
-            return int(status.rsplit(" ", 1)[-1])
-
-        return await self._with_conn("abandoning stale runs", run)
-
     async def claim_cluster(
         self,
         run_id: int,
@@ -526,23 +518,11 @@ class Store:
 
     # ---- reading ---------------------------------------------------------------------------
 
-    async def fetch_view(
-        self, name: str, *args: Any, order_by: Sequence[str] = ()
-    ) -> list[dict[str, Any]]:
-        """Rows of view ``inventory.<name>``, or of function ``inventory.<name>(*args)``."""
-        if not _IDENTIFIER.match(name) or any(not _IDENTIFIER.match(c) for c in order_by):
-            raise ValueError(f"not a view name: {name!r}")
-        source = f"inventory.{name}"
-        if args:
-            source += "(" + ", ".join(f"${i + 1}" for i in range(len(args))) + ")"
-        sql = f"SELECT * FROM {source}"
-        if order_by:
-            sql += " ORDER BY " + ", ".join(order_by)
+    def reports(self) -> ReportReader:
+        """The report queries (``sql/queries/report.sql``), run on this store's pool."""
+        from collector.store.reports import ReportReader  # noqa: PLC0415
 
-        async def run(conn: Connection) -> list[dict[str, Any]]:
-            return [dict(row) for row in await conn.fetch(sql, *args)]
-
-        return await self._with_conn(f"reading {source}", run)
+        return ReportReader(self._q, self._with_conn)
 
     async def close(self) -> None:
         for run_id in list(self._run_locks):

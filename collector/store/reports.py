@@ -8,26 +8,30 @@ that does not exist, or a context name that reaches several clusters, is a usage
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
 from collector.errors import ConfigError, StoreError
-from collector.store.database import Store
 from collector.store.writing import Connection
 
 Row = dict[str, Any]
+T = TypeVar("T")
+# Store._with_conn: runs a function on a pooled connection, translating connection errors.
+Runner = Callable[[str, Callable[[Connection], Awaitable[Any]]], Awaitable[Any]]
 
 
 class ReportReader:
-    """The report queries, run on a :class:`Store`'s pool."""
+    """The report queries. Get one from :meth:`collector.store.Store.reports`."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, queries: Mapping[str, str], runner: Runner) -> None:
+        self._queries = queries
+        self._runner = runner
 
     async def _fetch(self, query: str, *args: Any, what: str) -> list[Row]:
-        sql = self._store._q[query]
+        sql = self._queries[query]
 
         async def run(conn: Connection) -> list[Row]:
             try:
@@ -39,7 +43,8 @@ class ReportReader:
                     f"the database has no analytics schema yet ({exc}): run 'kubeinv migrate'"
                 ) from exc
 
-        return await self._store._with_conn(what, run)
+        rows: list[Row] = await self._runner(what, run)
+        return rows
 
     async def now(self) -> tuple[datetime, date]:
         """The database's idea of now and of today's UTC date (see inventory.analytics_now)."""
@@ -111,6 +116,12 @@ class ReportReader:
             cluster_a,
             cluster_b,
             what="reading inventory.api_resource_diff",
+        )
+
+    async def version_history(self) -> list[Row]:
+        """Every version of every cluster's API server, by cluster and time."""
+        return await self._fetch(
+            "report_version_history", what="reading inventory.cluster_version_history"
         )
 
     async def eol(self, cluster: str | None = None) -> list[Row]:

@@ -57,6 +57,8 @@ from collector.records import (
 
 log = logging.getLogger(__name__)
 
+# A key of a history table within one cluster: the values of its key columns.
+Key: TypeAlias = tuple[Any, ...]
 # A plain connection or one borrowed from a pool.
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
@@ -306,6 +308,33 @@ async def store_cluster(
     )
 
 
+def _affected(status: str) -> int:
+    # asyncpg returns the command tag, e.g. 'UPDATE 3' / 'INSERT 0 3'.
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def _close_changed(
+    conn: Connection,
+    close_query: str,
+    cid: str,
+    when: datetime,
+    *,
+    current: dict[Key, str],
+    incoming: dict[Key, str],
+) -> tuple[list[Key], int]:
+    """The merge every part shares. ``current`` and ``incoming`` map each key (a tuple of the
+    key columns) to its content hash. Closes the current versions whose content changed or whose
+    key vanished, with ``close_query`` ($1 cluster, $2 time, then one array per key column);
+    returns the keys that need a new version, and how many versions were closed."""
+    changed = [key for key, new in incoming.items() if current.get(key) != new]
+    to_close = [key for key, old in current.items() if incoming.get(key) != old]
+    closed = 0
+    if to_close:
+        columns = [list(column) for column in zip(*to_close, strict=True)]
+        closed = _affected(await conn.execute(close_query, cid, when, *columns))
+    return changed, closed
+
+
 async def _merge_version(
     conn: Connection,
     q: dict[str, str],
@@ -317,19 +346,14 @@ async def _merge_version(
         return PartStats(skipped=True)
     new_hash = _hash(record)
     old_hash = await conn.fetchval(q["current_version_hash"], cid)
-    if old_hash == new_hash:
+    current = {} if old_hash is None else {(): old_hash}
+    changed, closed = await _close_changed(
+        conn, q["close_version"], cid, when, current=current, incoming={(): new_hash}
+    )
+    if not changed:
         return PartStats()
-    closed = 0
-    if old_hash is not None:
-        await conn.execute(q["close_version"], cid, when)
-        closed = 1
     await conn.execute(q["insert_version"], *version_args(cid, when, record, new_hash))
     return PartStats(inserted=1, closed=closed)
-
-
-def _affected(status: str) -> int:
-    # asyncpg returns the command tag, e.g. 'UPDATE 3' / 'INSERT 0 3'.
-    return int(status.rsplit(" ", 1)[-1])
 
 
 async def _merge_nodes(
@@ -342,30 +366,33 @@ async def _merge_nodes(
     if records is None:
         return PartStats(skipped=True)
     rows = await conn.fetch(q["current_node_hashes"], cid)
-    current = {row[0]: row[1] for row in rows}
+    current: dict[Key, str] = {(row[0],): row[1] for row in rows}
     first_seen: dict[str, datetime] = {row[0]: row[2] for row in rows}
     incoming = _unique(records, node_key, "node", cid)
-    changed = [rec for key, rec in incoming.items() if current.get(key) != _hash(rec)]
-    to_close = [
-        key for key, old in current.items() if key not in incoming or _hash(incoming[key]) != old
-    ]
-    closed = inserted = 0
-    if to_close:
-        closed = _affected(await conn.execute(q["close_nodes"], cid, when, to_close))
-    if changed:
-        new_keys = [node_key(r) for r in changed if node_key(r) not in current]
-        if new_keys and (current or await conn.fetchval(q["has_node_history"], cid)):
-            for row in await conn.fetch(q["earlier_first_seen"], cid, new_keys):
-                first_seen[row[0]] = row[1]
-        status = await conn.copy_records_to_table(
-            "node_history",
-            schema_name="inventory",
-            # A generator: rows are encoded while the server already inserts earlier ones.
-            records=(node_row(cid, when, r, first_seen.get(node_key(r), when)) for r in changed),
-            columns=NODE_COLUMNS,
-        )
-        inserted = _affected(status)
-    return PartStats(inserted=inserted, closed=closed)
+    changed, closed = await _close_changed(
+        conn,
+        q["close_nodes"],
+        cid,
+        when,
+        current=current,
+        incoming={(key,): _hash(rec) for key, rec in incoming.items()},
+    )
+    if not changed:
+        return PartStats(closed=closed)
+    new_keys = [key for (key,) in changed if key not in first_seen]
+    if new_keys and (current or await conn.fetchval(q["has_node_history"], cid)):
+        for row in await conn.fetch(q["earlier_first_seen"], cid, new_keys):
+            first_seen[row[0]] = row[1]
+    status = await conn.copy_records_to_table(
+        "node_history",
+        schema_name="inventory",
+        # A generator: rows are encoded while the server already inserts earlier ones.
+        records=(
+            node_row(cid, when, incoming[key], first_seen.get(key, when)) for (key,) in changed
+        ),
+        columns=NODE_COLUMNS,
+    )
+    return PartStats(inserted=_affected(status), closed=closed)
 
 
 async def _merge_api_resources(
@@ -379,37 +406,29 @@ async def _merge_api_resources(
 ) -> PartStats:
     if records is None:
         return PartStats(skipped=True)
-    current = {
-        (row[0], row[1], row[2]): row[3]
-        for row in await conn.fetch(q["current_api_resource_hashes"], cid)
-    }
-    stored_groups = {key[0] for key in current}
+    rows = await conn.fetch(q["current_api_resource_hashes"], cid)
+    current: dict[Key, str] = {(row[0], row[1], row[2]): row[3] for row in rows}
     incoming = _unique(records, api_resource_key, "API resource", cid)
     # A failed or stale group keeps what is stored; with nothing stored yet, what was read is
     # the best information there is.
-    kept_groups = failed_groups & stored_groups
-    incoming = {k: r for k, r in incoming.items() if k[0] not in kept_groups}
-    changed = [rec for key, rec in incoming.items() if current.get(key) != _hash(rec)]
-    to_close = [
-        key
-        for key, old in current.items()
-        if key[0] not in kept_groups and (key not in incoming or _hash(incoming[key]) != old)
-    ]
-    closed = inserted = 0
-    if to_close:
-        groups, versions, resources = (list(col) for col in zip(*to_close, strict=True))
-        closed = _affected(
-            await conn.execute(q["close_api_resources"], cid, when, groups, versions, resources)
-        )
-    if changed:
-        status = await conn.copy_records_to_table(
-            "api_resource_history",
-            schema_name="inventory",
-            records=(api_resource_row(cid, when, r) for r in changed),
-            columns=API_RESOURCE_COLUMNS,
-        )
-        inserted = _affected(status)
-    return PartStats(inserted=inserted, closed=closed)
+    kept_groups = failed_groups & {key[0] for key in current}
+    changed, closed = await _close_changed(
+        conn,
+        q["close_api_resources"],
+        cid,
+        when,
+        current={key: old for key, old in current.items() if key[0] not in kept_groups},
+        incoming={key: _hash(r) for key, r in incoming.items() if key[0] not in kept_groups},
+    )
+    if not changed:
+        return PartStats(closed=closed)
+    status = await conn.copy_records_to_table(
+        "api_resource_history",
+        schema_name="inventory",
+        records=(api_resource_row(cid, when, incoming[key]) for key in changed),
+        columns=API_RESOURCE_COLUMNS,
+    )
+    return PartStats(inserted=_affected(status), closed=closed)
 
 
 async def _merge_services(
@@ -421,30 +440,25 @@ async def _merge_services(
 ) -> PartStats:
     if records is None:
         return PartStats(skipped=True)
-    current = {
-        (row[0], row[1]): row[2] for row in await conn.fetch(q["current_service_hashes"], cid)
-    }
+    rows = await conn.fetch(q["current_service_hashes"], cid)
+    current: dict[Key, str] = {(row[0], row[1]): row[2] for row in rows}
     incoming = _unique(records, lambda r: (r.namespace, r.name), "service", cid)
-    hashes = {key: service_hash(rec) for key, rec in incoming.items()}
-    changed = [key for key, h in hashes.items() if current.get(key) != h]
-    to_close = [key for key, old in current.items() if hashes.get(key) != old]
-    closed = inserted = 0
-    if to_close:
-        namespaces, names = (list(col) for col in zip(*to_close, strict=True))
-        closed = _affected(await conn.execute(q["close_services"], cid, when, namespaces, names))
-    if changed:
-        inserted = _affected(
-            await conn.execute(
-                q["insert_services"],
-                cid,
-                when,
-                [k[0] for k in changed],
-                [k[1] for k in changed],
-                [incoming[k].proxy_url for k in changed],
-                [hashes[k] for k in changed],
-            )
-        )
-    return PartStats(inserted=inserted, closed=closed)
+    hashes: dict[Key, str] = {key: service_hash(rec) for key, rec in incoming.items()}
+    changed, closed = await _close_changed(
+        conn, q["close_services"], cid, when, current=current, incoming=hashes
+    )
+    if not changed:
+        return PartStats(closed=closed)
+    status = await conn.execute(
+        q["insert_services"],
+        cid,
+        when,
+        [key[0] for key in changed],
+        [key[1] for key in changed],
+        [incoming[key].proxy_url for key in changed],
+        [hashes[key] for key in changed],
+    )
+    return PartStats(inserted=_affected(status), closed=closed)
 
 
 def check_store_time(at: datetime | None) -> None:

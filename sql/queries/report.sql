@@ -1,5 +1,5 @@
 -- Queries of the report commands (collector/store/reports.py, collector/report.py). Each reads
--- one public view or function of schema inventory (sql/0011): the JSON output of a report is
+-- one public view or function of schema inventory (sql/schema/): the JSON output of a report is
 -- keyed by that view's columns. $n = NULL means "every cluster".
 
 -- name: report_now
@@ -16,6 +16,11 @@ SELECT cluster_id, context_names, server_url, git_version, minor_version, platfo
 FROM inventory.cluster_current
 WHERE $1::text IS NULL OR cluster_id = $1
 ORDER BY coalesce(context_names[1], cluster_id), cluster_id;
+
+-- name: report_version_history
+SELECT cluster_id, git_version, valid_from, valid_to
+FROM inventory.cluster_version_history
+ORDER BY cluster_id, valid_from;
 
 -- name: report_versions
 SELECT day, minor_version, clusters, nodes

@@ -163,9 +163,6 @@ WITH r AS (
 SELECT r.run_id, r.started_at, pg_advisory_lock(inventory.run_lock_key(r.run_id))
 FROM r;
 
--- name: release_run_lock
-SELECT pg_advisory_unlock(inventory.run_lock_key($1));
-
 -- name: run_is_live
 SELECT inventory.run_is_live($1);
 
@@ -181,11 +178,6 @@ RETURNING run_id;
 UPDATE inventory.collection_run SET finished_at = now(), status = $2
 WHERE run_id = $1
 RETURNING run_id;
-
--- name: abandon_stale_runs
--- Runs of crashed collectors: still 'running' after $1.
-UPDATE inventory.collection_run SET status = 'abandoned', finished_at = now()
-WHERE finished_at IS NULL AND started_at < now() - $1::interval;
 
 -- name: insert_outcome
 INSERT INTO inventory.cluster_collection (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +19,7 @@ from collector.records import (
     VersionRecord,
     content_hash,
 )
+from collector.store import Store
 
 CREATED = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -156,3 +159,23 @@ def inventory(
     for key, value in changes.items():
         setattr(inv, key, value)
     return inv
+
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+async def fetch_view(
+    store: Store, name: str, *args: Any, order_by: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """Rows of view ``inventory.<name>``, or of function ``inventory.<name>(*args)``: for tests,
+    which read any view; kubeinv itself runs only the named queries of sql/queries/."""
+    if not _IDENTIFIER.match(name) or any(not _IDENTIFIER.match(c) for c in order_by):
+        raise ValueError(f"not a view name: {name!r}")
+    source = f"inventory.{name}"
+    if args:
+        source += "(" + ", ".join(f"${i + 1}" for i in range(len(args))) + ")"
+    sql = f"SELECT * FROM {source}"
+    if order_by:
+        sql += " ORDER BY " + ", ".join(order_by)
+    async with store.connection() as conn:
+        return [dict(row) for row in await conn.fetch(sql, *args)]

@@ -26,6 +26,7 @@ import pytest
 from collector.errors import EmbeddedServerError
 from collector.store import open_store
 from collector.store.embedded import EmbeddedServer, default_data_dir, embedded_dsn
+from tests.store.builders import fetch_view
 
 REPO = Path(__file__).resolve().parents[2]
 IS_ROOT = os.geteuid() == 0
@@ -119,7 +120,7 @@ async def test_start_reuse_restart_after_stale_pid(base: Path) -> None:
     store = await open_store(None, data_dir=base / "data")
     try:
         assert "0100" in await store.migrate()  # the schema (sql/schema.sql)
-        assert await store.fetch_view("cluster_current") == []
+        assert await fetch_view(store, "cluster_current") == []
     finally:
         await store.close()
 

@@ -20,7 +20,15 @@ from collector.store import Store, open_store
 from collector.store.database import SEND_BUFFER_BYTES
 from collector.store.queries import load_queries
 from collector.store.writing import store_cluster
-from tests.store.builders import api_resources, cordoned, inventory, node, relabelled, version
+from tests.store.builders import (
+    api_resources,
+    cordoned,
+    fetch_view,
+    inventory,
+    node,
+    relabelled,
+    version,
+)
 
 HISTORY_TABLES = (
     "cluster_version_history",
@@ -55,7 +63,7 @@ async def test_first_store_writes_everything(store: Store) -> None:
     assert stats.api_resources.inserted == len(api_resources())
     assert stats.services.inserted == 1
     assert stats.versions_closed == 0
-    [cluster] = await store.fetch_view("cluster_current")
+    [cluster] = await fetch_view(store, "cluster_current")
     assert cluster["node_count"] == 5
     assert cluster["ready_node_count"] == 5
     assert cluster["cpu_capacity_millicores"] == 20_000
@@ -65,7 +73,7 @@ async def test_first_store_writes_everything(store: Store) -> None:
     assert cluster["provider"] == "eks"
     assert cluster["context_names"] == ["ctx-a"]
     assert cluster["last_status"] == "ok"
-    nodes = await store.fetch_view("node_current", order_by=["name"])
+    nodes = await fetch_view(store, "node_current", order_by=["name"])
     assert nodes[0]["labels"]["kubernetes.io/hostname"] == "node-0"
     assert nodes[0]["internal_ip"] == "10.0.0.1"
     assert nodes[0]["capacity"] == {"cpu": 4, "memory": 16 * 2**30, "pods": 110}
@@ -136,25 +144,25 @@ async def test_changes_write_exactly_the_expected_versions(store: Store) -> None
             ("widgets", "v1"),
             ("widgets", "v1alpha1"),
         ]
-    current = {n["name"]: n for n in await store.fetch_view("node_current")}
+    current = {n["name"]: n for n in await fetch_view(store, "node_current")}
     assert sorted(current) == ["node-0", "node-1", "node-2", "node-3"]
     assert current["node-1"]["unschedulable"] is True
     assert current["node-2"]["labels"]["team"] == "payments"
     # first_seen_at is carried over to the new version of a node.
     assert current["node-1"]["first_seen_at"] == first_time
-    [cluster] = await store.fetch_view("cluster_current")
+    [cluster] = await fetch_view(store, "cluster_current")
     assert (cluster["git_version"], cluster["minor_version"]) == ("v1.31.1", 31)
     assert cluster["node_count"] == 4
 
     # As of a moment between the two stores: the earlier state.
     between = first_time + (second_time - first_time) / 2
-    then = {n["name"]: n for n in await store.fetch_view("node_as_of", between)}
+    then = {n["name"]: n for n in await fetch_view(store, "node_as_of", between)}
     assert sorted(then) == ["node-0", "node-1", "node-2", "node-3", "node-4"]
     assert then["node-1"]["unschedulable"] is False
     assert "team" not in then["node-2"]["labels"]
-    api_then = await store.fetch_view("api_resource_as_of", between)
+    api_then = await fetch_view(store, "api_resource_as_of", between)
     assert len(api_then) == len(api_resources())
-    assert len(await store.fetch_view("api_resource_current")) == len(api_resources()) - 3
+    assert len(await fetch_view(store, "api_resource_current")) == len(api_resources()) - 3
 
     # A third, unchanged store writes nothing.
     before = await _snapshot(store)
@@ -168,7 +176,7 @@ async def test_recreated_node_with_same_name_is_a_new_node(store: Store) -> None
     replacement = node(1, node_uid="c-uid-1-new")
     stats = await store.store_inventory(None, inventory(nodes=(node(0, cluster="c"), replacement)))
     assert (stats.nodes.inserted, stats.nodes.closed) == (1, 1)
-    rows = await store.fetch_view("node_current", order_by=["name"])
+    rows = await fetch_view(store, "node_current", order_by=["name"])
     assert [r["node_uid"] for r in rows] == ["c-uid-0", "c-uid-1-new"]
 
 
@@ -180,7 +188,7 @@ async def test_parts_not_read_are_kept(store: Store) -> None:
     )
     assert stats.nodes.skipped and stats.api_resources.skipped and stats.version.skipped
     assert await _snapshot(store) == before
-    [cluster] = await store.fetch_view("cluster_current")
+    [cluster] = await fetch_view(store, "cluster_current")
     assert cluster["node_count"] == 3
     assert cluster["last_status"] == "partial"
     assert "nodes" in cluster["last_error"]
@@ -194,7 +202,7 @@ async def test_failed_groups_keep_their_stored_resources(store: Store) -> None:
         None, inventory(api_resources=read, failed_groups=("example.com",))
     )
     assert (stats.api_resources.inserted, stats.api_resources.closed) == (0, 1)
-    groups = {r["api_group"] for r in await store.fetch_view("api_resource_current")}
+    groups = {r["api_group"] for r in await fetch_view(store, "api_resource_current")}
     assert groups == {"", "apps", "batch", "example.com"}
 
 
@@ -225,13 +233,13 @@ async def test_failed_cluster_keeps_its_state_and_shows_failed(store: Store) -> 
     await store.finish_run(run2, "failed")
 
     assert await _snapshot(store) == before
-    [cluster] = await store.fetch_view("cluster_current")
+    [cluster] = await fetch_view(store, "cluster_current")
     assert cluster["last_status"] == "failed"
     assert cluster["last_error"] == "Unreachable: connection refused"
     assert cluster["node_count"] == 4
-    ledger = await store.fetch_view("cluster_collection", order_by=["run_id"])
+    ledger = await fetch_view(store, "cluster_collection", order_by=["run_id"])
     assert [(r["status"], r["cluster_id"]) for r in ledger] == [("ok", "c"), ("failed", None)]
-    runs = await store.fetch_view("collection_run", order_by=["run_id"])
+    runs = await fetch_view(store, "collection_run", order_by=["run_id"])
     assert [r["status"] for r in runs] == ["ok", "failed"]
     assert all(r["finished_at"] is not None for r in runs)
 
@@ -242,7 +250,7 @@ async def test_failed_cluster_keeps_its_state_and_shows_failed(store: Store) -> 
         run3,
         [TargetOutcome(kubeconfig_path="/k/a", context_name="ctx-a", status="ok", cluster_id="c")],
     )
-    [cluster] = await store.fetch_view("cluster_current")
+    [cluster] = await fetch_view(store, "cluster_current")
     assert (cluster["last_status"], cluster["last_error"]) == ("ok", None)
 
 
@@ -257,10 +265,10 @@ async def test_cluster_ok_through_one_context_is_not_failed_by_another(store: St
                       error_class="Auth", error_message="401"),
     ]  # fmt: skip
     await store.record_outcomes(run, outcomes)
-    [cluster] = await store.fetch_view("cluster_current")
+    [cluster] = await fetch_view(store, "cluster_current")
     assert cluster["last_status"] == "ok"
     assert cluster["context_names"] == ["a", "b"]
-    ledger = await store.fetch_view("cluster_collection", order_by=["context_name"])
+    ledger = await fetch_view(store, "cluster_collection", order_by=["context_name"])
     assert [(r["context_name"], r["deduplicated"]) for r in ledger] == [
         ("a", False),
         ("b", True),
@@ -278,7 +286,7 @@ async def test_ledger_row_holds_everything(store: Store) -> None:
     )  # fmt: skip
     await store.record_outcomes(run, [outcome])
     await store.record_outcomes(run, [outcome])  # idempotent
-    [row] = await store.fetch_view("cluster_collection")
+    [row] = await fetch_view(store, "cluster_collection")
     assert row["status"] == "partial"
     assert row["error_class"] == "Forbidden"
     assert row["duration_ms"] == 1234
@@ -366,7 +374,7 @@ async def test_cancelled_store_leaves_old_state_complete(store: Store) -> None:
     except asyncio.CancelledError:
         assert await _snapshot(store) == before  # rolled back: the complete old state
     else:
-        labels = [n["labels"].get("x") for n in await store.fetch_view("node_current")]
+        labels = [n["labels"].get("x") for n in await fetch_view(store, "node_current")]
         assert labels == ["y"] * 3000  # it committed before the cancel: the complete new state
 
 
@@ -466,10 +474,11 @@ async def test_concurrent_claims_have_one_winner(store: Store) -> None:
 
 
 async def test_fetch_view_rejects_injection(store: Store) -> None:
+    """The tests' view reader (kubeinv itself runs named queries only)."""
     with pytest.raises(ValueError):
-        await store.fetch_view("node_current; DROP TABLE x")
+        await fetch_view(store, "node_current; DROP TABLE x")
     with pytest.raises(ValueError):
-        await store.fetch_view("node_current", order_by=["name; --"])
+        await fetch_view(store, "node_current", order_by=["name; --"])
 
 
 def test_records_are_hashed() -> None:
@@ -479,11 +488,11 @@ def test_records_are_hashed() -> None:
 
 async def test_node_that_comes_back_keeps_its_first_seen_at(store: Store) -> None:
     await store.store_inventory(None, inventory(nodes=2))
-    [first] = [n for n in await store.fetch_view("node_current") if n["name"] == "node-1"]
+    [first] = [n for n in await fetch_view(store, "node_current") if n["name"] == "node-1"]
     await store.store_inventory(None, inventory(nodes=1))  # node-1 gone
     stats = await store.store_inventory(None, inventory(nodes=2))  # and back, same uid
     assert (stats.nodes.inserted, stats.nodes.closed) == (1, 0)
-    [back] = [n for n in await store.fetch_view("node_current") if n["name"] == "node-1"]
+    [back] = [n for n in await fetch_view(store, "node_current") if n["name"] == "node-1"]
     assert back["first_seen_at"] == first["first_seen_at"]
     async with store.connection() as conn:
         versions = await conn.fetchval(

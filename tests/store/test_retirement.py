@@ -21,6 +21,7 @@ from collector.running import RunReport, collect_once
 from collector.settings import Settings, load_settings
 from collector.sim import ClusterSpec, Fleet
 from collector.store import Store
+from tests.store.builders import fetch_view
 
 
 def _settings(kubeconfigs: Sequence[Path], retire_after: str) -> Settings:
@@ -90,7 +91,7 @@ async def test_removed_context_retires_down_cluster_stays_and_removed_context_co
     first = await _run(store, every)
     assert [o.status for o in first.outcomes] == ["ok", "ok", "ok"]
     assert first.retired == []
-    ids = _by_context(await store.fetch_view("cluster_current"))
+    ids = _by_context(await fetch_view(store, "cluster_current"))
     leaves_id, down_id = ids["leaves"]["cluster_id"], ids["down"]["cluster_id"]
 
     # `down` stops answering but stays configured: stale, never retired, even at 0s.
@@ -104,7 +105,7 @@ async def test_removed_context_retires_down_cluster_stays_and_removed_context_co
     assert registry["down"]["retired_at"] is None
     assert registry["down"]["last_status"] == "failed"
     assert {registry[c]["state"] for c in ("stays", "leaves")} == {"active"}
-    assert "down" in _by_context(await store.fetch_view("cluster_current"))
+    assert "down" in _by_context(await fetch_view(store, "cluster_current"))
 
     # `leaves`'s kubeconfig is removed: retired at the end of that run (retire_after 0s).
     before = await _counts(store, leaves_id)
@@ -115,12 +116,12 @@ async def test_removed_context_retires_down_cluster_stays_and_removed_context_co
     retired_at = report.retired[0].retired_at
     assert retired_at is not None
 
-    current = _by_context(await store.fetch_view("cluster_current"))
+    current = _by_context(await fetch_view(store, "cluster_current"))
     assert sorted(current) == ["down", "stays"]
-    assert leaves_id not in {n["cluster_id"] for n in await store.fetch_view("node_current")}
+    assert leaves_id not in {n["cluster_id"] for n in await fetch_view(store, "node_current")}
     for view in ("api_resource_current", "cluster_service_current", "node_skew_current"):
-        assert leaves_id not in {r["cluster_id"] for r in await store.fetch_view(view)}, view
-    assert leaves_id not in {r["cluster_id"] for r in await store.fetch_view("cluster_support")}
+        assert leaves_id not in {r["cluster_id"] for r in await fetch_view(store, view)}, view
+    assert leaves_id not in {r["cluster_id"] for r in await fetch_view(store, "cluster_support")}
     # Nothing deleted, every open version closed at the retirement time, nothing else touched.
     assert await _counts(store, leaves_id) == before
     assert await _open(store, leaves_id) == dict.fromkeys(open_before, 0)
@@ -135,7 +136,7 @@ async def test_removed_context_retires_down_cluster_stays_and_removed_context_co
         )
     assert [r["valid_to"] for r in closed_at] == [retired_at]
     # Its past is still there: the nodes as of before the retirement.
-    then = await store.fetch_view("node_as_of", retired_at - timedelta(microseconds=1))
+    then = await fetch_view(store, "node_as_of", retired_at - timedelta(microseconds=1))
     assert sum(1 for n in then if n["cluster_id"] == leaves_id) == 3
 
     registry = _by_context(await store.cluster_registry())
@@ -145,7 +146,7 @@ async def test_removed_context_retires_down_cluster_stays_and_removed_context_co
     assert registry["down"]["state"] == "stale" and registry["down"]["retired_at"] is None
     assert registry["stays"]["state"] == "active"
 
-    changes = await store.fetch_view("changes", retired_at)
+    changes = await fetch_view(store, "changes", retired_at)
     assert [(c["cluster_id"], c["kind"]) for c in changes] == [(leaves_id, "cluster-retired")]
     assert changes[0]["detail"]["nodes"] == 3
     assert changes[0]["detail"]["retired_by"] == "unseen"
@@ -159,13 +160,13 @@ async def test_removed_context_retires_down_cluster_stays_and_removed_context_co
     # The context is added back: the cluster comes back with new versions from that run on.
     back = await _run(store, every)
     assert back.retired == []
-    current = _by_context(await store.fetch_view("cluster_current"))
+    current = _by_context(await fetch_view(store, "cluster_current"))
     assert sorted(current) == ["down", "leaves", "stays"]
     assert current["leaves"]["node_count"] == 3
     assert await _open(store, leaves_id) == open_before
     registry = _by_context(await store.cluster_registry())
     assert registry["leaves"]["state"] == "active" and registry["leaves"]["retired_at"] is None
-    changes = await store.fetch_view("changes", retired_at)
+    changes = await fetch_view(store, "changes", retired_at)
     assert [c["kind"] for c in changes] == ["cluster-retired", "cluster-returned"]
     assert changes[1]["detail"]["nodes"] == 3
     async with store.connection() as conn:
@@ -188,14 +189,14 @@ async def test_retire_after_counts_from_the_last_run_that_reached_the_cluster(
 ) -> None:
     stays, leaves, _down = await _fleets(sim_fleet)
     await _run(store, [stays.kubeconfig, leaves.kubeconfig], "7d")
-    leaves_id = _by_context(await store.fetch_view("cluster_current"))["leaves"]["cluster_id"]
+    leaves_id = _by_context(await fetch_view(store, "cluster_current"))["leaves"]["cluster_id"]
 
     # Not reached, but reached less than 7 days ago: kept (stale); `never` keeps it too.
     assert (await _run(store, [stays.kubeconfig], "7d")).retired == []
     assert (await _run(store, [stays.kubeconfig], "never")).retired == []
     registry = _by_context(await store.cluster_registry())
     assert registry["leaves"]["state"] == "stale"
-    assert "leaves" in _by_context(await store.fetch_view("cluster_current"))
+    assert "leaves" in _by_context(await fetch_view(store, "cluster_current"))
 
     # Eight days later (the history moved back in time: the database clock cannot be set).
     async with store.connection() as conn:
@@ -217,7 +218,7 @@ async def test_a_target_that_fails_for_longer_than_retire_after_keeps_its_cluste
     stays, _leaves, down = await _fleets(sim_fleet)
     every = [stays.kubeconfig, down.kubeconfig]
     await _run(store, every, "1d")
-    down_id = _by_context(await store.fetch_view("cluster_current"))["down"]["cluster_id"]
+    down_id = _by_context(await fetch_view(store, "cluster_current"))["down"]["cluster_id"]
     await down.stop()
     async with store.connection() as conn:
         await conn.execute(
@@ -252,7 +253,7 @@ async def test_retire_by_hand_by_context_name_or_id(store: Store, sim_fleet: Any
         "retired",
     ]
     assert registry["leaves"]["retired_by"] == "manual"
-    assert sorted(_by_context(await store.fetch_view("cluster_current"))) == ["stays"]
+    assert sorted(_by_context(await fetch_view(store, "cluster_current"))) == ["stays"]
 
     with pytest.raises(ConfigError, match="no cluster has the id or context name 'nope'"):
         await store.retire_clusters(["nope"])

@@ -9,6 +9,7 @@ from collector.records import CollectionResult
 from collector.sim import ClusterSpec
 from collector.store import Store, StoreStats
 from collector.targets import load_targets
+from tests.store.builders import fetch_view
 from tests.store.test_history import _snapshot
 
 OPTIONS = GatherOptions(request_timeout=3, cluster_timeout=15, max_retries=0)
@@ -32,18 +33,18 @@ async def test_collect_change_collect_again(store: Store, sim_fleet: Any) -> Non
     result, [first] = await _collect(store, fleet.kubeconfig)
     assert [o.status for o in result.outcomes] == ["ok"]
     assert first.nodes.inserted == 3 and first.version.inserted == 1
-    before_nodes = {n["name"]: n for n in await store.fetch_view("node_current")}
-    groups = {r["api_group"] for r in await store.fetch_view("api_resource_current")}
+    before_nodes = {n["name"]: n for n in await fetch_view(store, "node_current")}
+    groups = {r["api_group"] for r in await fetch_view(store, "api_resource_current")}
     custom = sorted(g for g in groups if g and not g.endswith(".k8s.io") and "." in g)
     assert custom, groups
     dropped = custom[0]
     dropped_rows = [
-        r for r in await store.fetch_view("api_resource_current") if r["api_group"] == dropped
+        r for r in await fetch_view(store, "api_resource_current") if r["api_group"] == dropped
     ]
     async with store.connection() as conn:
         t1 = await conn.fetchval("SELECT clock_timestamp()")
 
-    [git_version] = [c["git_version"] for c in await store.fetch_view("cluster_current")]
+    [git_version] = [c["git_version"] for c in await fetch_view(store, "cluster_current")]
     major_minor = ".".join(git_version.lstrip("v").split(".")[:2])
     gone, cordon, relabel = sorted(before_nodes)[:3]
     cluster.upgrade(f"v{major_minor}.99")  # a patch upgrade: discovery stays the same
@@ -56,17 +57,17 @@ async def test_collect_change_collect_again(store: Store, sim_fleet: Any) -> Non
     assert (second.version.inserted, second.version.closed) == (1, 1)
     assert (second.nodes.inserted, second.nodes.closed) == (2, 3)
     assert (second.api_resources.inserted, second.api_resources.closed) == (0, len(dropped_rows))
-    now_nodes = {n["name"]: n for n in await store.fetch_view("node_current")}
+    now_nodes = {n["name"]: n for n in await fetch_view(store, "node_current")}
     assert set(now_nodes) == set(before_nodes) - {gone}
     assert now_nodes[cordon]["unschedulable"] is True
     assert now_nodes[relabel]["labels"]["team"] == "payments"
-    [c] = await store.fetch_view("cluster_current")
+    [c] = await fetch_view(store, "cluster_current")
     assert c["git_version"] == f"v{major_minor}.99"
     assert c["context_names"] == ["sim-000"]
-    assert dropped not in {r["api_group"] for r in await store.fetch_view("api_resource_current")}
+    assert dropped not in {r["api_group"] for r in await fetch_view(store, "api_resource_current")}
 
     # Between the runs: the earlier state.
-    then = {n["name"]: n for n in await store.fetch_view("node_as_of", t1)}
+    then = {n["name"]: n for n in await fetch_view(store, "node_as_of", t1)}
     assert set(then) == set(before_nodes)
     assert then[cordon]["unschedulable"] is False
     assert "team" not in then[relabel]["labels"]
@@ -83,9 +84,9 @@ async def test_collect_change_collect_again(store: Store, sim_fleet: Any) -> Non
     assert stored == []
     assert [o.status for o in result.outcomes] == ["failed"]
     assert await _snapshot(store) == snapshot
-    [c] = await store.fetch_view("cluster_current")
+    [c] = await fetch_view(store, "cluster_current")
     assert c["last_status"] == "failed"
     assert c["last_error"].startswith(result.outcomes[0].error_class or "?")
     assert c["node_count"] == len(before_nodes) - 1
-    ledger = await store.fetch_view("cluster_collection", order_by=["run_id"])
+    ledger = await fetch_view(store, "cluster_collection", order_by=["run_id"])
     assert [r["status"] for r in ledger] == ["ok", "ok", "ok", "failed"]

@@ -66,14 +66,14 @@ async def collect(args: argparse.Namespace) -> dict[str, object]:
     import_cpu0 = time.process_time()
     from collector.gathering import GatherOptions, gather  # noqa: PLC0415
     from collector.kube.clients import load_library, needs_library  # noqa: PLC0415
+    from collector.settings import CollectionSettings  # noqa: PLC0415
     from collector.targets import load_targets  # noqa: PLC0415
 
     targets = load_targets([args.kubeconfig]).targets
     options = GatherOptions(
-        concurrency=args.concurrency,
-        page_size=args.page_size,
-        request_timeout=60,
-        cluster_timeout=600,
+        CollectionSettings(
+            concurrency=args.concurrency, page_size=args.page_size, timeout=60, cluster_timeout=600
+        ),
         connections_per_cluster=args.connections,
     )
     # The imports (and kubernetes_asyncio's, for auth-provider users only) are measured apart:

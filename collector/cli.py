@@ -48,8 +48,31 @@ S = argparse.SUPPRESS
 
 
 class _Formatter(argparse.HelpFormatter):
+    """Help with each setting's default taken from collector.settings, where it is declared."""
+
     def __init__(self, prog: str) -> None:
         super().__init__(prog, max_help_position=34, width=100)
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help
+        setting = _SETTING_FLAGS.get(action.dest)
+        if text is None or setting is None or "(default" in text:
+            return text
+        default = _setting_default(setting[0])
+        if default is None or isinstance(default, bool | list):
+            return text
+        shown = f"{default:g}" if isinstance(default, float) else str(default)
+        return f"{text} (default: {shown})"
+
+
+def _setting_default(key: str) -> Any:
+    """The declared default of a dotted settings key (imports pydantic: for --help only)."""
+    from collector.settings import Settings  # noqa: PLC0415
+
+    value: Any = Settings.model_construct()
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
 
 
 def _module(name: str) -> Any:
@@ -73,13 +96,13 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
         "--log-format",
         choices=["text", "json"],
         default=S,
-        help="log lines as text or JSON objects, on stderr (default: text)",
+        help="log lines as text or JSON objects, on stderr",
     )
     g.add_argument(
         "--log-level",
         choices=["debug", "info", "warning", "error"],
         default=S,
-        help="least severe log level shown (default: info)",
+        help="least severe log level shown",
     )
     g.add_argument(
         "-v",
@@ -151,7 +174,7 @@ def _collection_flags(p: argparse.ArgumentParser) -> None:
         type=int,
         metavar="N",
         default=S,
-        help="clusters collected at the same time (default: 32)",
+        help="clusters collected at the same time",
     )
     g.add_argument(
         "--timeout",
@@ -159,29 +182,28 @@ def _collection_flags(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         default=S,
         help="timeout of each API request; also bounds each exec credential plugin run, and "
-        "how long a context waits for an earlier one that may reach the same cluster "
-        "(default: 10)",
+        "how long a context waits for an earlier one that may reach the same cluster",
     )
     g.add_argument(
         "--cluster-timeout",
         type=float,
         metavar="SECONDS",
         default=S,
-        help="deadline for one cluster, retries included (default: 60)",
+        help="deadline for one cluster, retries included",
     )
     g.add_argument(
         "--page-size",
         type=int,
         metavar="N",
         default=S,
-        help="nodes per list request; bounds memory per cluster (default: 500)",
+        help="nodes per list request; bounds memory per cluster",
     )
     g.add_argument(
         "--max-retries",
         type=int,
         metavar="N",
         default=S,
-        help="retries per request after 429, 5xx, resets and timeouts (default: 4)",
+        help="retries per request after 429, 5xx, resets and timeouts",
     )
 
 
@@ -285,7 +307,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "--interval",
         metavar="DURATION",
         default=S,
-        help="time between runs, e.g. 90s, 15m, 1h (default: 15m)",
+        help="time between runs, e.g. 90s, 15m, 1h",
     )
     g.add_argument(
         "--cron",
@@ -298,7 +320,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         type=float,
         metavar="SECONDS",
         default=S,
-        help="random delay up to this many seconds added to each tick (default: 0)",
+        help="random delay up to this many seconds added to each tick",
     )
     g.add_argument(
         "--no-run-at-start",
@@ -312,8 +334,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         type=float,
         metavar="SECONDS",
         default=S,
-        help="after SIGTERM, how long the run in flight may take before it is "
-        "abandoned (default: 30)",
+        help="after SIGTERM, how long the run in flight may take before it is abandoned",
     )
     g = p.add_argument_group("metrics")
     g.add_argument(
@@ -327,7 +348,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "--metrics-host",
         metavar="ADDR",
         default=S,
-        help="address of the metrics server (default: 127.0.0.1; 0.0.0.0 in a container)",
+        help="address of the metrics server; 0.0.0.0 in a container",
     )
     _target_flags(p)
     _collection_flags(p)

@@ -42,7 +42,7 @@ def _refuse(settings: Settings, action: str) -> ConfigError:
 def _embedded(settings: Settings) -> EmbeddedServer:
     from collector.store.embedded import EmbeddedServer  # noqa: PLC0415
 
-    return EmbeddedServer(settings.data_dir)
+    return EmbeddedServer(settings.embedded_data_dir)
 
 
 async def status_command(settings: Settings, *, stream: IO[str] | None = None) -> int:

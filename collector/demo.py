@@ -21,11 +21,12 @@ from typing import IO, Any
 
 from collector.errors import EXIT_OK, ConfigError
 from collector.logging_setup import get_logger, quiet_collection_logs
-from collector.progress_ui import is_terminal, print_summary, print_table
+from collector.progress_ui import print_summary, print_table
 from collector.running import RunReport, collect_once
 from collector.settings import CollectionSettings, Settings
 from collector.sim import ClusterSpec, Fleet, FleetSpec
 from collector.store import DEMO_DATABASE, Store, open_demo_store, open_store, redact_dsn
+from collector.tables import is_terminal
 
 log = get_logger("demo")
 
@@ -115,7 +116,7 @@ async def open_demo_database(settings: Settings, database_url: str | None) -> St
     ``settings.database_url`` (the environment, the configuration file) is never used.
     """
     if database_url is None:
-        return await open_demo_store(settings.data_dir)
+        return await open_demo_store(settings.embedded_data_dir)
     store = await open_store(database_url)
     try:
         foreign = await store.non_demo_clusters()

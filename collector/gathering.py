@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +60,7 @@ from collector.kube.fetching import Identity, fetch_cluster_services, identify
 from collector.kube.listing import NodeListing, list_nodes_paged
 from collector.kube.policy import Deadline, RequestPolicy
 from collector.kube.requesting import KubeClient
+from collector.logging_setup import get_logger
 from collector.normalize import detect_provider
 from collector.records import (
     ApiResourceRecord,
@@ -72,36 +72,33 @@ from collector.records import (
 )
 
 if TYPE_CHECKING:
+    from collector.settings import CollectionSettings
     from collector.targets import Target
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 T = TypeVar("T")
 
 
+def _collection_defaults() -> CollectionSettings:
+    from collector.settings import CollectionSettings  # noqa: PLC0415 (pydantic, 0.1 s)
+
+    return CollectionSettings()
+
+
 @dataclass(frozen=True)
 class GatherOptions:
-    concurrency: int = 32
-    # Per request attempt; also bounds each exec plugin run and _wait_for_earlier_targets.
-    request_timeout: float = 10.0
-    cluster_timeout: float = 60.0  # per cluster (target), retries included
-    page_size: int = 500
-    max_retries: int = 4
-    backoff_base: float = 0.2
-    backoff_max: float = 5.0
-    retry_after_max: float = 10.0
+    """What a run needs: the user's collection settings as they are (concurrency, timeouts,
+    page size, retries: declared with their defaults in collector.settings), and the knobs that
+    are not settings."""
+
+    collection: CollectionSettings = field(default_factory=_collection_defaults)
     max_list_restarts: int = 3  # node list restarts after 410 Gone
     # Keep-alive connections per cluster: each costs a TLS handshake (CPU on both ends).
     connections_per_cluster: int = 1
 
     def request_policy(self) -> RequestPolicy:
-        return RequestPolicy(
-            request_timeout=self.request_timeout,
-            max_retries=self.max_retries,
-            backoff_base=self.backoff_base,
-            backoff_max=self.backoff_max,
-            retry_after_max=self.retry_after_max,
-        )
+        return RequestPolicy.of(self.collection)
 
 
 ProgressKind = Literal["started", "identified", "collecting", "done"]
@@ -226,7 +223,7 @@ async def _visit_all(
     check_only: bool,
     exec_credentials: ExecCredentialCache | None = None,
 ) -> tuple[list[TargetOutcome], _Run]:
-    """Visit every target, at most ``options.concurrency`` at once; outcomes in target order."""
+    """Visit every target, at most ``collection.concurrency`` at once; outcomes in target order."""
     if needs_library(targets):
         load_library()  # before any deadline starts
     if exec_credentials is None:
@@ -245,7 +242,7 @@ async def _visit_all(
     )
     for position, target in enumerate(targets):
         run.same_reach.setdefault(_reach_key(target), []).append(position)
-    semaphore = asyncio.Semaphore(max(1, options.concurrency))
+    semaphore = asyncio.Semaphore(max(1, options.collection.concurrency))
 
     async def bounded(position: int, target: Target) -> TargetOutcome:
         try:
@@ -340,7 +337,7 @@ async def _wait_for_earlier_targets(run: _Run, position: int, deadline: Deadline
     if not earlier:
         return
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(min(run.options.request_timeout, deadline.remaining())):
+        async with asyncio.timeout(min(run.options.collection.timeout, deadline.remaining())):
             for event in earlier:
                 await event.wait()
 
@@ -350,7 +347,7 @@ async def _visit(
 ) -> TargetOutcome:
     started, started_at = time.monotonic(), _now()
     run.emit("started", target)
-    deadline = Deadline.after(run.options.cluster_timeout)
+    deadline = Deadline.after(run.options.collection.cluster_timeout)
     client: KubeClient | None = None
     try:
         try:
@@ -371,7 +368,7 @@ async def _visit(
         except TimeoutError as exc:
             raise ClusterTimeoutError(
                 f"{target.server_url}: not identified within the cluster deadline "
-                f"({run.options.cluster_timeout:g}s)"
+                f"({run.options.collection.cluster_timeout:g}s)"
             ) from exc
         except ClusterError:
             raise
@@ -448,7 +445,7 @@ async def _collect(
         "nodes": asyncio.create_task(
             list_nodes_paged(
                 client,
-                page_size=run.options.page_size,
+                page_size=run.options.collection.page_size,
                 max_restarts=run.options.max_list_restarts,
             )
         ),
@@ -471,7 +468,7 @@ async def _collect(
                     name,
                     ClusterTimeoutError(
                         f"{name}: not read within the cluster deadline "
-                        f"({run.options.cluster_timeout:g}s)"
+                        f"({run.options.collection.cluster_timeout:g}s)"
                     ),
                 )
             )

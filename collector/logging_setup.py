@@ -143,7 +143,7 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 def setup_logging(
     *, fmt: str = "text", level: str = "info", stream: TextIO | None = None
 ) -> logging.Handler:
-    """Install the one handler of the ``kubeinv`` and ``collector`` loggers (idempotent)."""
+    """Install the one handler of the ``kubeinv`` loggers (idempotent)."""
     handler: logging.StreamHandler[TextIO] = (
         logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     )
@@ -159,10 +159,9 @@ def setup_logging(
     handler._kubeinv = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if numeric <= logging.DEBUG else logging.WARNING)
-    for name in (LOGGER_NAME, "collector"):
-        logger = logging.getLogger(name)
-        logger.setLevel(numeric)
-        logger.propagate = True
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.setLevel(numeric)
+    logger.propagate = True
     quiet = {
         # APScheduler logs every tick at INFO; its warnings (skipped runs) are kept.
         "apscheduler": logging.WARNING,
@@ -176,11 +175,14 @@ def setup_logging(
 
 
 def get_logger(name: str) -> logging.Logger:
-    """A child of the ``kubeinv`` logger."""
-    return logging.getLogger(f"{LOGGER_NAME}.{name}")
+    """A child of the ``kubeinv`` logger, the one namespace of kubeinv's log lines:
+    ``get_logger(__name__)`` in ``collector.kube.listing`` is ``kubeinv.kube.listing``."""
+    if name == "collector" or name.startswith("collector."):
+        name = name.removeprefix("collector").lstrip(".")
+    return logging.getLogger(f"{LOGGER_NAME}.{name}" if name else LOGGER_NAME)
 
 
 def quiet_collection_logs() -> None:
     """Only errors from collection and storage (for commands whose tables say it all)."""
-    for name in ("kubeinv.running", "collector.gathering", "collector.kube", "collector.store"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    for name in ("running", "gathering", "kube", "store"):
+        get_logger(name).setLevel(logging.ERROR)

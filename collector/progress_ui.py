@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from collector.records import CollectionResult, TargetOutcome
+from collector.tables import is_terminal, render_table
 
 if TYPE_CHECKING:
     from collector.targets import Target
@@ -33,14 +34,6 @@ _STATUS_STYLE = {
 }
 
 
-def is_terminal(stream: IO[str] | None = None) -> bool:
-    stream = stream if stream is not None else sys.stdout
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
 def print_table(
     title: str | None,
     columns: Sequence[str],
@@ -49,39 +42,20 @@ def print_table(
     stream: IO[str] | None = None,
     status_column: str | None = None,
 ) -> None:
-    """A rich table on a terminal; elsewhere plain aligned text that greps and diffs well."""
-    stream = stream if stream is not None else sys.stdout
-    cells = [["" if v is None else str(v) for v in row] for row in rows]
-    if is_terminal(stream):
-        console = Console(file=stream)
-        table = Table(title=title, title_justify="left", header_style="bold")
-        for col in columns:
-            table.add_column(col, overflow="fold")
-        status_idx = columns.index(status_column) if status_column in columns else -1
-        for row in cells:
-            rendered: list[str | Text] = list(row)
-            if status_idx >= 0:
-                style = _STATUS_STYLE.get(row[status_idx], "")
-                rendered[status_idx] = Text(row[status_idx], style=style)
-            table.add_row(*rendered)
-        console.print(table)
-        return
-    widths = [len(c) for c in columns]
-    for row in cells:
-        for i, value in enumerate(row):
-            widths[i] = max(widths[i], len(value))
-    if title:
-        stream.write(f"{title}\n")
-    stream.write(
-        "  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()
+    """A table of ``rows`` (see collector.tables); ``status_column`` is coloured by status."""
+
+    def style_of(column: str, value: str) -> str:
+        return _STATUS_STYLE.get(value, "") if column == status_column else ""
+
+    render_table(
+        columns,
+        [["" if v is None else str(v) for v in row] for row in rows],
+        stream=stream if stream is not None else sys.stdout,
+        title=title,
+        upper_headers=True,
+        blank_line_after=True,
+        style_of=style_of if status_column in columns else None,
     )
-    stream.write("\n")
-    for row in cells:
-        stream.write(
-            "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() + "\n"
-        )
-    stream.write("\n")
-    stream.flush()
 
 
 # --- live progress --------------------------------------------------------------------------

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import io
-import re
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -27,7 +27,9 @@ from typing import IO, TYPE_CHECKING, Any
 import msgspec
 
 from collector import charts
+from collector.durations import parse_duration
 from collector.errors import ConfigError
+from collector.tables import is_terminal, render_table
 
 if TYPE_CHECKING:
     from collector.settings import Settings
@@ -51,8 +53,6 @@ CLUSTER_FILTER = ("fleet", "skew", "changes", "eol", "removals", "capacity")
 DEFAULT_CHANGES_WINDOW = "7d"
 DEFAULT_HTML_WINDOW = "90d"
 TABLE_LIMIT = 200  # rows a table shows by default; json and csv are complete unless --limit
-_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 _EPILOG = (
     "reports:\n"
@@ -144,10 +144,8 @@ def _limit(text: str) -> int:
 
 
 def _parse_when(text: str, now: datetime) -> datetime:
-    match = _DURATION.match(text.strip())
-    if match:
-        amount, unit = match.groups()
-        return now - timedelta(**{_UNITS[unit]: int(amount)})
+    with contextlib.suppress(ValueError):
+        return now - parse_duration("".join(text.split()), bare_seconds=False)
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -199,7 +197,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     from collector.store import open_store  # noqa: PLC0415 (asyncpg: only when needed)
 
-    store = await open_store(settings.database_url, data_dir=settings.data_dir)
+    store = await open_store(settings.database_url, data_dir=settings.embedded_data_dir)
     try:
         return await print_report(
             store,
@@ -494,28 +492,23 @@ def render(
         out.write(f"{name}: no rows\n")
         return
     columns = list(rows[0])
-    cells = [[_cell(c, row[c]) for c in columns] for row in rows]
-    if out.isatty():
-        from rich.console import Console  # noqa: PLC0415 (only on a terminal)
-        from rich.table import Table  # noqa: PLC0415
-
-        table = Table(title=f"kubeinv report {name}", header_style="bold")
-        for column in columns:
-            numeric = all(
-                isinstance(row[column], (int, float, Decimal)) and not isinstance(row[column], bool)
-                for row in rows
-                if row[column] is not None
-            )
-            table.add_column(column, justify="right" if numeric else "left", overflow="fold")
-        for line in cells:
-            table.add_row(*line)
-        Console(file=out).print(table)
-        _more(len(rows), total, out)
-        return
-    widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
-    out.write("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip() + "\n")
-    for line in cells:
-        out.write("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() + "\n")
+    numeric = {
+        column
+        for column in columns
+        if all(
+            isinstance(row[column], (int, float, Decimal)) and not isinstance(row[column], bool)
+            for row in rows
+            if row[column] is not None
+        )
+    }
+    render_table(
+        columns,
+        [[_cell(c, row[c]) for c in columns] for row in rows],
+        stream=out,
+        title=f"kubeinv report {name}" if is_terminal(out) else None,
+        title_justify="center",
+        right_aligned=numeric,
+    )
     _more(len(rows), total, out)
 
 

@@ -133,16 +133,7 @@ def _file_outcome(err: KubeconfigError, now: datetime) -> TargetOutcome:
 def gather_options(settings: Settings) -> GatherOptions:
     from collector.gathering import GatherOptions  # noqa: PLC0415 (imports kubernetes_asyncio)
 
-    c = settings.collection
-    return GatherOptions(
-        concurrency=c.concurrency,
-        request_timeout=c.timeout,
-        cluster_timeout=c.cluster_timeout,
-        page_size=c.page_size,
-        max_retries=c.max_retries,
-        backoff_base=c.backoff_base,
-        backoff_max=c.backoff_max,
-    )
+    return GatherOptions(settings.collection)
 
 
 def exit_code_of(outcomes: Sequence[TargetOutcome]) -> int:
@@ -408,7 +399,7 @@ def _log_outcomes(report: RunReport) -> None:
 async def open_settings_store(settings: Settings) -> Store:
     from collector.store import open_store  # noqa: PLC0415 (imports asyncpg)
 
-    return await open_store(settings.database_url, data_dir=settings.data_dir)
+    return await open_store(settings.database_url, data_dir=settings.embedded_data_dir)
 
 
 # --- commands -------------------------------------------------------------------------------

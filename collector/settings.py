@@ -34,42 +34,13 @@ from pydantic_settings import (
 from pydantic_settings.exceptions import SettingsError as PydanticSettingsError
 from pydantic_settings.sources.utils import parse_env_vars
 
+from collector.durations import parse_duration
 from collector.errors import SettingsError
 
 ENV_PREFIX = "KUBEINV_"
 ENV_NESTED = "__"
 CONFIG_ENV = "KUBEINV_CONFIG"
 _IN_CLUSTER_VARS = ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(text: str | float | int) -> timedelta:
-    """``15m``, ``1h30m``, ``90s``, ``500ms``, ``2d`` or a plain number of seconds."""
-    if isinstance(text, int | float) and not isinstance(text, bool):
-        seconds = float(text)
-    else:
-        raw = str(text).strip().lower()
-        if not raw:
-            raise ValueError("empty duration")
-        try:
-            seconds = float(raw)
-        except ValueError:
-            pos = 0
-            seconds = 0.0
-            for match in _DURATION_PART.finditer(raw):
-                if match.start() != pos:
-                    break
-                seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-                pos = match.end()
-            if pos != len(raw) or pos == 0:
-                raise ValueError(
-                    f"{text!r} is not a duration; use e.g. 90s, 15m, 1h30m or a number of seconds"
-                ) from None
-    if seconds <= 0:
-        raise ValueError(f"{text!r}: a duration must be positive")
-    return timedelta(seconds=seconds)
 
 
 class _Section(BaseModel):
@@ -306,6 +277,12 @@ class Settings(BaseSettings):
     # KUBERNETES_SERVICE_HOST/PORT, for the in-cluster target.
     in_cluster_env: dict[str, str] = Field(default_factory=dict, exclude=True)
 
+    @property
+    def embedded_data_dir(self) -> Path:
+        """Where the embedded PostgreSQL lives: ``data_dir`` (load_settings fills in the
+        default), or the default for settings built without load_settings."""
+        return self.data_dir if self.data_dir is not None else default_data_dir(os.environ)
+
     @field_validator("kubeconfigs", "contexts", "exclude_contexts", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
@@ -535,5 +512,5 @@ def default_data_dir(env: Mapping[str, str], *, is_root: bool | None = None) -> 
     if root:
         return Path("/var/lib/kubeinv")
     xdg = env.get("XDG_DATA_HOME")
-    base = Path(xdg) if xdg else Path(env.get("HOME", "~")).expanduser() / ".local" / "share"
+    base = Path(xdg) if xdg else Path(env.get("HOME") or Path.home()) / ".local" / "share"
     return base / "kubeinv"

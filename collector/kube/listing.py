@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import re
 from dataclasses import dataclass, field
 
@@ -18,10 +17,11 @@ import msgspec
 from collector.errors import GoneError, MalformedResponseError
 from collector.kube.fetching import decoded
 from collector.kube.requesting import KubeClient, Query, Response
+from collector.logging_setup import get_logger
 from collector.normalize import decode_node_page
 from collector.records import NodeRecord
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 NODES_PATH = "/api/v1/nodes"
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from collector.errors import (
     ClusterError,
@@ -22,16 +23,30 @@ from collector.errors import (
     TooManyRequestsError,
 )
 
+if TYPE_CHECKING:
+    from collector.settings import CollectionSettings
+
 
 @dataclass(frozen=True)
 class RequestPolicy:
-    """Bounds of every request made to a cluster (see DESIGN.md, "Retries")."""
+    """Bounds of every request made to a cluster (README, "Failure handling"). The user's
+    values come from collector.settings.CollectionSettings (:meth:`of`), where their defaults
+    are declared."""
 
-    request_timeout: float = 10.0  # per attempt; also bounds each exec credential plugin run
-    max_retries: int = 4  # retries after the first attempt, per request
-    backoff_base: float = 0.2  # seconds; doubled at every retry
-    backoff_max: float = 5.0  # cap of one backoff sleep
-    retry_after_max: float = 10.0  # cap of one honoured Retry-After
+    request_timeout: float  # per attempt; also bounds each exec credential plugin run
+    max_retries: int  # retries after the first attempt, per request
+    backoff_base: float  # seconds; doubled at every retry
+    backoff_max: float  # cap of one backoff sleep
+    retry_after_max: float = 10.0  # cap of one honoured Retry-After (not a setting)
+
+    @classmethod
+    def of(cls, collection: CollectionSettings) -> RequestPolicy:
+        return cls(
+            request_timeout=collection.timeout,
+            max_retries=collection.max_retries,
+            backoff_base=collection.backoff_base,
+            backoff_max=collection.backoff_max,
+        )
 
 
 @dataclass

@@ -10,7 +10,6 @@ and the request is sent once more.
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,8 +18,9 @@ from typing import Any, Protocol
 from collector.errors import AuthError, ClusterError, ClusterTimeoutError
 from collector.kube.policy import Deadline, RequestPolicy, is_retryable, retry_delay
 from collector.kube.translating import response_error, transport_error
+from collector.logging_setup import get_logger
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 Query = Sequence[tuple[str, str | int]]
 Sleep = Callable[[float], Awaitable[Any]]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -26,6 +25,7 @@ import msgspec
 
 import collector
 from collector.errors import StoreError
+from collector.logging_setup import get_logger
 from collector.records import ClusterInventory, TargetOutcome
 from collector.store.embedded import EmbeddedServer
 from collector.store.migrating import apply_migrations, load_sql_tree
@@ -48,7 +48,7 @@ from collector.store.writing import (
 if TYPE_CHECKING:
     from collector.store.reports import ReportReader
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 T = TypeVar("T")
 
 _json = msgspec.json.Encoder()
@@ -533,7 +533,7 @@ class Store:
 DEMO_DATABASE = "kubeinv_demo"
 
 
-async def open_demo_store(data_dir: Path | None) -> Store:
+async def open_demo_store(data_dir: Path) -> Store:
     """The demo's scratch database ``kubeinv_demo`` in the embedded server of ``data_dir``,
     dropped and created anew: the demo never touches the inventory database."""
     embedded = EmbeddedServer(data_dir)
@@ -563,9 +563,12 @@ async def open_store(
     max_size: int = 8,
     connect_timeout: float = 10.0,
 ) -> Store:
-    """Connect to ``dsn``; with ``dsn`` None, start (or reuse) the embedded PostgreSQL."""
+    """Connect to ``dsn``; with ``dsn`` None, start (or reuse) the embedded PostgreSQL of
+    ``data_dir`` (``Settings.data_dir``)."""
     embedded: EmbeddedServer | None = None
     if dsn is None:
+        if data_dir is None:
+            raise StoreError("no database URL and no data directory for the embedded PostgreSQL")
         embedded = EmbeddedServer(data_dir)
         await asyncio.to_thread(embedded.ensure_running)
         dsn = embedded.dsn()

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import importlib.util
-import logging
 import os
 import pwd
 import shutil
@@ -37,14 +36,15 @@ import signal
 import stat
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 from collector.errors import EmbeddedServerError
+from collector.logging_setup import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 DATABASE = "kubeinv"
 SUPERUSER = "postgres"
@@ -52,21 +52,6 @@ PORT = 5432  # names the socket file only: the server listens on no TCP port
 DEFAULT_RUN_AS = "nobody"
 _NEEDED = ("initdb", "pg_ctl", "postgres")
 _SOCKET_PATH_MAX = 107  # sun_path of struct sockaddr_un, minus the NUL
-
-
-def default_data_dir(
-    environ: Mapping[str, str] | None = None, *, is_root: bool | None = None
-) -> Path:
-    """``KUBEINV_DATA_DIR``, else ``/var/lib/kubeinv`` as root, else ``$XDG_DATA_HOME/kubeinv``."""
-    env = os.environ if environ is None else environ
-    if env.get("KUBEINV_DATA_DIR"):
-        return Path(env["KUBEINV_DATA_DIR"]).expanduser()
-    root = os.geteuid() == 0 if is_root is None else is_root
-    if root:
-        return Path("/var/lib/kubeinv")
-    xdg = env.get("XDG_DATA_HOME")
-    base = Path(xdg) if xdg else Path(env.get("HOME") or Path.home()) / ".local" / "share"
-    return base / "kubeinv"
 
 
 def embedded_dsn(data_dir: Path, database: str = DATABASE) -> str:
@@ -213,13 +198,14 @@ class EmbeddedServer:
 
     def __init__(
         self,
-        data_dir: Path | None = None,
+        data_dir: Path,
         *,
         run_as: str = DEFAULT_RUN_AS,
         start_timeout: float = 120.0,
         bindirs: list[Path] | None = None,
     ) -> None:
-        self.data_dir = Path(data_dir if data_dir is not None else default_data_dir()).absolute()
+        # Settings.data_dir (collector.settings.default_data_dir when not configured).
+        self.data_dir = Path(data_dir).absolute()
         self.pgdata = self.data_dir / "pgdata"
         self.run_dir = self.data_dir / "run"
         self.log_dir = self.data_dir / "log"

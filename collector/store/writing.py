@@ -33,7 +33,6 @@ and the SQL node diff agree with them.
 
 from __future__ import annotations
 
-import logging
 import socket
 import time
 from collections.abc import Iterable, Sequence
@@ -46,6 +45,7 @@ import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
 from collector.errors import StoreError
+from collector.logging_setup import get_logger
 from collector.records import (
     ApiResourceRecord,
     ClusterInventory,
@@ -55,7 +55,7 @@ from collector.records import (
     content_hash,
 )
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # A key of a history table within one cluster: the values of its key columns.
 Key: TypeAlias = tuple[Any, ...]

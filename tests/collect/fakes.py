@@ -86,7 +86,8 @@ def fake_client(
     client = KubeClient(
         api,
         server_url="https://127.0.0.1:6443",
-        policy=policy or RequestPolicy(backoff_base=0.0, backoff_max=0.0),
+        policy=policy
+        or RequestPolicy(request_timeout=10.0, max_retries=4, backoff_base=0.0, backoff_max=0.0),
         deadline=deadline or Deadline.never(),
         sleep=sleep,
         rng=lambda: 0.5,

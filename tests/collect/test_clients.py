@@ -59,7 +59,7 @@ def target(tmp_path, user, cluster=None):
 async def build(t):
     return await open_client(
         t,
-        policy=RequestPolicy(request_timeout=5),
+        policy=RequestPolicy(backoff_base=0.2, backoff_max=5.0, max_retries=4, request_timeout=5),
         deadline=Deadline.after(30),
         exec_credentials=ExecCredentialCache(),
         tls_contexts=TLSContexts(),
@@ -112,7 +112,9 @@ async def test_tls_contexts_are_shared_between_targets_with_the_same_material(tm
         clients.append(
             await open_client(
                 target(tmp_path / name, user),
-                policy=RequestPolicy(request_timeout=5),
+                policy=RequestPolicy(
+                    max_retries=4, backoff_base=0.2, backoff_max=5.0, request_timeout=5
+                ),
                 deadline=Deadline.after(30),
                 tls_contexts=contexts,
             )
@@ -120,7 +122,7 @@ async def test_tls_contexts_are_shared_between_targets_with_the_same_material(tm
     assert contexts.built == 1
     token_client = await open_client(
         target(tmp_path, {"token": "t"}),
-        policy=RequestPolicy(request_timeout=5),
+        policy=RequestPolicy(max_retries=4, backoff_base=0.2, backoff_max=5.0, request_timeout=5),
         deadline=Deadline.after(30),
         tls_contexts=contexts,
     )

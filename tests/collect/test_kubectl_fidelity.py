@@ -19,13 +19,16 @@ import pytest
 import yaml
 
 from collector.gathering import GatherOptions, gather
+from collector.settings import CollectionSettings
 from collector.sim.fleet import ClusterSpec, Fleet
 from collector.targets import Target, load_targets
 from tests.collect.proxy_servers import ConnectProxy, Socks5Server
 
 KUBECTL = shutil.which("kubectl")
 needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not on PATH")
-FAST = GatherOptions(request_timeout=3, cluster_timeout=6, backoff_base=0.01, backoff_max=0.05)
+FAST = GatherOptions(
+    CollectionSettings(timeout=3, cluster_timeout=6, backoff_base=0.01, backoff_max=0.05)
+)
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy")
 
 
@@ -121,7 +124,7 @@ async def test_environment_proxy_for_other_servers_by_gos_rules(tmp_path: Path, 
         "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
     }
     (target,) = targets_from_config(doc, path=str(tmp_path / "kc"))
-    policy = RequestPolicy(request_timeout=3, max_retries=0)
+    policy = RequestPolicy(backoff_base=0.2, backoff_max=5.0, request_timeout=3, max_retries=0)
     async with ConnectProxy(upstream=False).running() as proxy:
         clean_proxy_env(
             HTTPS_PROXY=f"http://kube:pw-in-env-1@127.0.0.1:{proxy.port}", NO_PROXY="10.9.0.0/16"

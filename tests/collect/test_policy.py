@@ -47,7 +47,7 @@ def test_what_is_retried(error, retryable):
 
 
 def test_backoff_is_exponential_capped_and_jittered():
-    policy = RequestPolicy(backoff_base=0.2, backoff_max=1.0)
+    policy = RequestPolicy(request_timeout=10.0, max_retries=4, backoff_base=0.2, backoff_max=1.0)
     low = [backoff_delay(n, policy, rng=lambda: 0.0) for n in range(1, 6)]
     high = [backoff_delay(n, policy, rng=lambda: 1.0) for n in range(1, 6)]
     assert low == pytest.approx([0.1, 0.2, 0.4, 0.5, 0.5])
@@ -55,7 +55,9 @@ def test_backoff_is_exponential_capped_and_jittered():
 
 
 def test_retry_after_is_honoured_and_capped():
-    policy = RequestPolicy(backoff_base=0.2, retry_after_max=3.0)
+    policy = RequestPolicy(
+        backoff_max=5.0, request_timeout=10.0, max_retries=4, backoff_base=0.2, retry_after_max=3.0
+    )
     assert retry_delay(TooManyRequestsError(retry_after=2.0), 1, policy) == 2.0
     assert retry_delay(TooManyRequestsError(retry_after=120.0), 1, policy) == 3.0
     # without Retry-After, a 429 backs off like any retry

@@ -46,7 +46,7 @@ async def test_5xx_retried_then_success(code):
 
 
 async def test_5xx_gives_up_after_four_retries(caplog):
-    caplog.set_level(logging.DEBUG, logger="collector.kube.requesting")
+    caplog.set_level(logging.DEBUG, logger="kubeinv.kube.requesting")
     client, api, sleep = fake_client([status(500)] * 10)
     with pytest.raises(ServerApiError) as info:
         await client.get("/api/v1/nodes")
@@ -85,7 +85,9 @@ async def test_429_honours_retry_after():
 
 
 async def test_429_retry_after_is_bounded():
-    policy = RequestPolicy(backoff_base=0, backoff_max=0, retry_after_max=3)
+    policy = RequestPolicy(
+        request_timeout=10.0, max_retries=4, backoff_base=0, backoff_max=0, retry_after_max=3
+    )
     client, _api, sleep = fake_client([status(429, **{"Retry-After": "3600"}), OK], policy=policy)
     await client.get("/version")
     assert sleep.delays == [3.0]
@@ -101,7 +103,7 @@ async def test_429_exhausted_keeps_class_and_retry_after():
 
 
 async def test_backoff_grows_exponentially():
-    policy = RequestPolicy(backoff_base=0.1, backoff_max=10)
+    policy = RequestPolicy(request_timeout=10.0, max_retries=4, backoff_base=0.1, backoff_max=10)
     client, _api, sleep = fake_client([status(503)] * 5, policy=policy)
     with pytest.raises(ServerApiError):
         await client.get("/version")
@@ -153,7 +155,7 @@ async def test_no_retry_past_the_deadline():
             self.delays.append(delay)
             clock[0] += delay
 
-    policy = RequestPolicy(backoff_base=1.0, backoff_max=100)
+    policy = RequestPolicy(request_timeout=10.0, max_retries=4, backoff_base=1.0, backoff_max=100)
     deadline = Deadline.after(2.5, clock=lambda: clock[0])
     sleep = Sleep()
     client, api, _ = fake_client([status(500)] * 10, policy=policy, deadline=deadline, sleep=sleep)

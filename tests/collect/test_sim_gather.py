@@ -8,10 +8,13 @@ import pytest
 import yaml
 
 from collector.gathering import GatherOptions, ProgressEvent, check_targets, gather
+from collector.settings import CollectionSettings
 from collector.sim.fleet import ClusterSpec, Fleet, FleetSpec
 from collector.targets import load_targets
 
-FAST = GatherOptions(request_timeout=2, cluster_timeout=4, backoff_base=0.01, backoff_max=0.05)
+FAST = GatherOptions(
+    CollectionSettings(timeout=2, cluster_timeout=4, backoff_base=0.01, backoff_max=0.05)
+)
 
 
 async def run(fleet, options=FAST, **kw):
@@ -68,7 +71,9 @@ async def test_failures_do_not_delay_or_break_others():
     }
     # the healthy clusters finished long before the silent one hit its deadline
     assert outcomes["good-1"].duration_ms < 2000 and outcomes["good-2"].duration_ms < 2000
-    assert elapsed < FAST.cluster_timeout + 2  # the run ends with the deadline, plus a margin
+    assert (
+        elapsed < FAST.collection.cluster_timeout + 2
+    )  # the run ends with the deadline, plus a margin
     assert len(result.inventories) == 2
     kinds = [(e.kind, e.target.context_name) for e in events]
     assert kinds.count(("done", "silent")) == 1
@@ -81,7 +86,7 @@ async def test_hanging_server_bounded_by_cluster_deadline():
     spec = FleetSpec(clusters=[ClusterSpec(name="slow", nodes=2), ClusterSpec(name="ok")])
     async with Fleet(spec) as fleet:
         fleet.cluster("slow").faults.fail("/api/v1/nodes", 503)  # retried until the deadline
-        options = GatherOptions(request_timeout=1, cluster_timeout=2, backoff_base=0.2)
+        options = GatherOptions(CollectionSettings(timeout=1, cluster_timeout=2, backoff_base=0.2))
         _result, outcomes = await run(fleet, options)
     slow = outcomes["slow"]
     assert (slow.status, slow.error_class) == ("partial", "ServerError")
@@ -149,7 +154,7 @@ async def test_unavailable_aggregated_group_legacy_and_aggregated():
 async def test_expired_continue_token_restarts_list():
     async with Fleet(FleetSpec(clusters=[ClusterSpec(name="a", nodes=7)])) as fleet:
         fleet.cluster("a").faults.expire_continue_tokens(1)
-        result, outcomes = await run(fleet, GatherOptions(page_size=3))
+        result, outcomes = await run(fleet, GatherOptions(CollectionSettings(page_size=3)))
     assert outcomes["a"].status == "ok"
     names = [n.name for n in result.inventories[0].nodes or ()]
     assert len(names) == len(set(names)) == 7

@@ -15,6 +15,7 @@ import pytest
 from collector.gathering import GatherOptions, gather
 from collector.normalize import select_like_kubectl
 from collector.records import ClusterInventory
+from collector.settings import CollectionSettings
 from collector.sim.fleet import ClusterSpec, Fleet, FleetSpec
 from collector.targets import load_targets
 
@@ -57,7 +58,9 @@ async def kubectl(kubeconfig: Path, context: str, cache: Path, *args: str) -> st
 async def collected(tmp_path):
     async with Fleet(FleetSpec(clusters=CASES, seed=7)) as fleet:
         targets = load_targets([str(fleet.kubeconfig)]).targets
-        result = await gather(targets, GatherOptions(page_size=2))  # several pages per cluster
+        result = await gather(
+            targets, GatherOptions(CollectionSettings(page_size=2))
+        )  # several pages per cluster
         by_context = {}
         for inventory in result.inventories:
             for name in inventory.context_names:

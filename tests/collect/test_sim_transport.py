@@ -16,6 +16,7 @@ import pytest
 
 from collector.gathering import GatherOptions, gather
 from collector.kube.exec_plugin import RUN_COUNTS, ExecCredentialCache
+from collector.settings import CollectionSettings
 from collector.sim import ClusterSpec, Fleet
 from collector.targets import load_targets
 
@@ -110,7 +111,10 @@ async def test_one_connection_per_cluster_for_all_its_requests(sim_fleet):
     fleet = await sim_fleet(
         clusters=[ClusterSpec(nodes=12, users=(kind,)) for kind in ("cert-data", "token", "exec")]
     )
-    result = await gather(load_targets([str(fleet.kubeconfig)]).targets, GatherOptions(page_size=5))
+    result = await gather(
+        load_targets([str(fleet.kubeconfig)]).targets,
+        GatherOptions(CollectionSettings(page_size=5)),
+    )
     assert [o.status for o in result.outcomes] == ["ok"] * 3
     for cluster in fleet.clusters:
         assert len(cluster.request_log) >= 8  # identity, services, discovery, 3 node pages

@@ -23,6 +23,7 @@ _PROBE = textwrap.dedent(
     """
     import asyncio, json, sys
     from collector import gathering
+    from collector.settings import CollectionSettings
     from collector.targets import targets_from_config
 
     seen = []
@@ -41,7 +42,8 @@ _PROBE = textwrap.dedent(
     }
     targets = targets_from_config(doc, path="/nonexistent/kubeconfig")
     assert "kubernetes_asyncio.client" not in sys.modules
-    options = gathering.GatherOptions(request_timeout=1, cluster_timeout=2, max_retries=0)
+    settings = CollectionSettings(timeout=1, cluster_timeout=2, max_retries=0)
+    options = gathering.GatherOptions(settings)
     result = asyncio.run(gathering.gather(targets, options))
     print(seen, result.outcomes[0].error_class, "kubernetes_asyncio" in sys.modules)
     """

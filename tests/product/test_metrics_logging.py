@@ -140,7 +140,7 @@ def test_text_log_lines_carry_the_context_and_never_a_secret() -> None:
     stream = io.StringIO()
     setup_logging(fmt="text", level="debug", stream=stream)
     register_secrets(["sup3r-s3cret-token-xyz"])
-    log = logging.getLogger("collector.gathering")
+    log = logging.getLogger("kubeinv.gathering")
     log.warning("plain line", extra={"context": "prod-eu"})
     with cluster_scope("stage-us", "/k/stage.yaml"):
         log.error("auth failed with sup3r-s3cret-token-xyz and Bearer abcdefghijkl123")

@@ -24,8 +24,9 @@ import asyncpg
 import pytest
 
 from collector.errors import EmbeddedServerError
+from collector.settings import default_data_dir, load_settings
 from collector.store import open_store
-from collector.store.embedded import EmbeddedServer, default_data_dir, embedded_dsn
+from collector.store.embedded import EmbeddedServer, embedded_dsn
 from tests.store.builders import fetch_view
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,7 +85,8 @@ def test_default_data_dir() -> None:
         "/home/u/.local/share/kubeinv"
     )
     assert default_data_dir(env, is_root=True) == Path("/var/lib/kubeinv")
-    assert default_data_dir({**env, "KUBEINV_DATA_DIR": "/d"}, is_root=True) == Path("/d")
+    # KUBEINV_DATA_DIR is the setting data_dir, which wins over the default.
+    assert load_settings({}, environ={**env, "KUBEINV_DATA_DIR": "/d"}).data_dir == Path("/d")
     assert embedded_dsn(Path("/var/lib/kubeinv")) == (
         "postgresql://postgres@/kubeinv?host=/var/lib/kubeinv/run&port=5432"
     )
@@ -210,10 +212,11 @@ async def test_non_root_user_gets_its_own_server_under_xdg_data_home(base: Path)
     script = textwrap.dedent(
         """
         import asyncio
+        from collector.settings import load_settings
         from collector.store import open_store
 
         async def main():
-            store = await open_store(None)
+            store = await open_store(None, data_dir=load_settings({}).data_dir)
             print(await store.migrate())
             print(store.dsn)
             await store.close()

@@ -6,13 +6,14 @@ from typing import Any
 
 from collector.gathering import GatherOptions, gather
 from collector.records import CollectionResult
+from collector.settings import CollectionSettings
 from collector.sim import ClusterSpec
 from collector.store import Store, StoreStats
 from collector.targets import load_targets
 from tests.store.builders import fetch_view
 from tests.store.test_history import _snapshot
 
-OPTIONS = GatherOptions(request_timeout=3, cluster_timeout=15, max_retries=0)
+OPTIONS = GatherOptions(CollectionSettings(timeout=3, cluster_timeout=15, max_retries=0))
 
 
 async def _collect(store: Store, kubeconfig: Any) -> tuple[CollectionResult, list[StoreStats]]:

@@ -15,11 +15,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     KUBEINV_LOG__FORMAT=json \
     KUBEINV_METRICS__HOST=0.0.0.0 \
     KUBEINV_METRICS__PORT=9108 \
-    KUBEINV_DATA_DIR=/var/lib/kubeinv \
-    KUBEINV_SQL_DIR=/opt/kubeinv/sql
+    KUBEINV_DATA_DIR=/var/lib/kubeinv
+# The wheel carries sql/ (schema, migrations, named queries) as collector/_sql.
 COPY --from=build /wheels /wheels
-# The numbered migrations and named queries live in the repository's top-level sql/.
-COPY sql /opt/kubeinv/sql
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
  && groupadd --system --gid 10001 kubeinv \
  && useradd --system --uid 10001 --gid kubeinv --home-dir /var/lib/kubeinv --create-home \

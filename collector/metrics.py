@@ -1,4 +1,4 @@
-"""Prometheus metrics of the daemon, and the small HTTP server for ``/metrics`` and ``/healthz``.
+"""Prometheus metrics of the daemon, and the aiohttp server for ``/metrics`` and ``/healthz``.
 
 Labels never carry credentials: only context names, kubeconfig paths, cluster IDs and statuses.
 The registry is per process object (not prometheus-client's global one) so tests can build many.
@@ -7,13 +7,13 @@ The registry is per process object (not prometheus-client's global one) so tests
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import msgspec
+from aiohttp import web
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -207,65 +207,72 @@ def _count_tasks() -> float:
 
 
 class MetricsServer:
-    """A minimal asyncio HTTP/1.1 server: ``GET /metrics`` and ``GET /healthz``."""
+    """``GET /metrics`` (Prometheus text format) and ``GET /healthz``, served by aiohttp."""
 
     def __init__(self, metrics: Metrics, host: str, port: int) -> None:
         self.metrics = metrics
         self.host = host
         self.port = port
-        self._server: asyncio.Server | None = None
+        self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
-        sock = self._server.sockets[0]
-        self.port = sock.getsockname()[1]
+        app = web.Application(middlewares=[_answer])
+        app.router.add_get("/metrics", self._metrics)
+        for path in ("/healthz", "/health", "/livez", "/readyz"):
+            app.router.add_get(path, self._health)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        try:
+            await site.start()
+        except OSError:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        if self.port == 0 and runner.addresses:
+            self.port = int(runner.addresses[0][1])  # the port the system chose
         log.info("serving metrics", extra={"url": f"http://{self.host}:{self.port}/metrics"})
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
-            self._server = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-            request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
-            parts = request_line.split()
-            method, target = (parts[0], parts[1]) if len(parts) >= 2 else ("", "")
-            path = target.split("?", 1)[0]
-            if method not in ("GET", "HEAD"):
-                status, ctype, body = "405 Method Not Allowed", "text/plain", b"GET only\n"
-            elif path == "/metrics":
-                status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, self.metrics.render()
-            elif path in ("/healthz", "/health", "/readyz", "/livez"):
-                # /healthz, /health, /readyz: ready to collect (503 while stopping or waiting
-                # for the database). /livez: the process is alive and serving (503 stopping).
-                h = self.metrics.health
-                doc = {
-                    "status": h.status,
-                    "ready": h.status == "ok",
-                    "started_at": h.started_at,
-                    "runs": h.runs,
-                    "last_run_at": h.last_run_at,
-                    "last_run_status": h.last_run_status,
-                    "database_error": h.waiting_for_database,
-                }
-                failing = h.stopping if path == "/livez" else h.status != "ok"
-                status = "503 Service Unavailable" if failing else "200 OK"
-                ctype, body = "application/json", msgspec.json.encode(doc) + b"\n"
-            else:
-                status, ctype, body = "404 Not Found", "text/plain", b"try /metrics or /healthz\n"
-            header = (
-                f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            ).encode()
-            writer.write(header + (b"" if method == "HEAD" else body))
-            await writer.drain()
-        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    async def _health(self, request: web.Request) -> web.Response:
+        # /healthz, /health, /readyz: ready to collect (503 while stopping or waiting for the
+        # database). /livez: the process is alive and serving (503 stopping).
+        h = self.metrics.health
+        doc = {
+            "status": h.status,
+            "ready": h.status == "ok",
+            "started_at": h.started_at,
+            "runs": h.runs,
+            "last_run_at": h.last_run_at,
+            "last_run_status": h.last_run_status,
+            "database_error": h.waiting_for_database,
+        }
+        failing = h.stopping if request.path == "/livez" else h.status != "ok"
+        return web.Response(
+            body=msgspec.json.encode(doc) + b"\n",
+            status=503 if failing else 200,
+            content_type="application/json",
+        )
+
+
+@web.middleware
+async def _answer(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPNotFound:
+        response = web.Response(status=404, text="try /metrics or /healthz\n")
+    except web.HTTPMethodNotAllowed:
+        response = web.Response(status=405, text="GET only\n")
+    response.force_close()  # one request per connection (Connection: close), as scrapers expect
+    return response

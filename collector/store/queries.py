@@ -7,40 +7,32 @@ The SQL stays in ``.sql`` files where it can be read, linted and run by hand.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping
 from pathlib import Path
 
 import collector
 from collector.errors import StoreError
 
-SQL_DIR_ENV = "KUBEINV_SQL_DIR"
-PACKAGED_SQL = "_sql"  # sql/ inside a built wheel
+PACKAGED_SQL = "_sql"  # sql/ inside a built wheel (pyproject.toml maps collector._sql to it)
 _NAME_LINE = re.compile(r"^--\s*name:\s*([A-Za-z_][A-Za-z0-9_]*)\s*$", re.MULTILINE)
 
 
-def sql_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """The SQL folder: migrations ``NNNN_*.sql`` and named queries in ``queries/``.
+def sql_dir() -> Path:
+    """The SQL folder: ``schema.sql`` and ``schema/``, ``migrations/``, ``queries/``.
 
-    ``$KUBEINV_SQL_DIR`` when set; else the repository's top-level ``sql/`` (a source checkout
-    or an editable install: the package sits next to ``pyproject.toml``); else the copy that a
-    built wheel ships as ``collector/_sql`` (see setup.py).
+    In an installed wheel, ``collector/_sql``; in a source checkout or an editable install (the
+    package sits next to ``pyproject.toml``), the repository's top-level ``sql/``.
     """
-    env = os.environ if environ is None else environ
-    override = env.get(SQL_DIR_ENV)
-    if override:
-        return Path(override)
     package = Path(collector.__file__).resolve().parent
-    repository = package.parent
-    if (repository / "pyproject.toml").is_file() and (repository / "sql").is_dir():
-        return repository / "sql"
     packaged = package / PACKAGED_SQL
     if packaged.is_dir():
         return packaged
+    repository = package.parent
+    if (repository / "pyproject.toml").is_file() and (repository / "sql").is_dir():
+        return repository / "sql"
     raise StoreError(
-        f"kubeinv's SQL files are missing: neither {repository / 'sql'} nor {packaged} exists "
-        f"(a broken installation; set {SQL_DIR_ENV} to the folder holding the migrations)"
+        f"kubeinv's SQL files are missing: neither {packaged} nor {repository / 'sql'} exists "
+        "(a broken installation: reinstall kubeinv)"
     )
 
 

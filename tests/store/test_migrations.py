@@ -287,8 +287,7 @@ async def test_runner_grants_the_reader_role_what_a_migration_forgot(
 
 def test_sql_dir_is_the_repository_sql_in_a_checkout() -> None:
     repository = Path(__file__).resolve().parents[2]
-    assert sql_dir({}) == repository / "sql"
-    assert sql_dir({"KUBEINV_SQL_DIR": "/elsewhere"}) == Path("/elsewhere")
+    assert sql_dir() == repository / "sql"
 
 
 @pytest.mark.slow
@@ -321,7 +320,13 @@ def test_a_built_wheel_ships_the_sql_folder(tmp_path: Path) -> None:
         "print(sql_dir()); print(load_sql_tree().schema.checksum);"
         "print('claim_cluster' in load_queries())"
     )
-    env = {k: v for k, v in os.environ.items() if k != "KUBEINV_SQL_DIR"}
+    packages = {
+        str(p.parent.relative_to(repository)).replace("/", ".")
+        for p in (repository / "collector").rglob("__init__.py")
+    }
+    shipped = {n.rsplit("/", 1)[0].replace("/", ".") for n in names if n.endswith("/__init__.py")}
+    assert packages <= shipped, "list every package of collector in pyproject.toml"
+    env = dict(os.environ)
     env["PYTHONPATH"] = str(site)
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=env,

@@ -2,7 +2,7 @@
 
 Builds realistic NodeList pages from the real fixture nodes (EKS, kind, k3s, OpenShift, AKS,
 minikube), each node given its own name, uid, IPs, providerID and creation time, and padded with
-image entries to ~7.8 KiB of compact JSON per node (what DESIGN.md measured: 5,000 nodes, 39.8 MB).
+image entries to ~7.8 KiB of compact JSON per node (as measured for the bar: 5,000 nodes, 39.8 MB).
 Then times ``decode_node_page`` over all pages (CPU time of this process, so one core), several
 runs, and prints the median. ``--stage decode`` times the typed msgspec decode alone.
 

@@ -284,7 +284,7 @@ async def copy_replayed(store: Store, cluster: str, repeat: int) -> dict[str, An
     return median_of(runs)
 
 
-# --reference: the method DESIGN.md's "~40,000 rows/s" was measured with (COPY into a staging
+# --reference: the method the bar's "~40,000 rows/s" was measured with (COPY into a staging
 # table, then one INSERT ... SELECT ... ON CONFLICT), on the same node rows. "bare" is a table of
 # the same columns with only the unique key: no analytics indexes, no statement triggers.
 REFERENCE_BARE = """
@@ -467,7 +467,7 @@ def main() -> None:
     parser.add_argument(
         "--reference",
         action="store_true",
-        help="also store the same node rows the way DESIGN.md's reference figure was measured "
+        help="also store the same node rows the way the bar's reference figure was measured "
         "(COPY into a staging table, then one INSERT ... SELECT ... ON CONFLICT), into "
         "node_history and into a bare table with only the unique key; interleaved with the "
         "first stores",

@@ -2,7 +2,7 @@
 
 Every class carries its default message in its docstring, a stable ``error_class`` string that
 is stored in the ledger (``inventory.cluster_collection.error_class``), and, for the top-level
-kinds, the process exit code that it maps to (see DESIGN.md, "Exit codes").
+kinds, the process exit code that it maps to (README, "Failure handling": exit codes).
 
 Library exceptions (network and TLS, kubernetes_asyncio, asyncpg, yaml) are translated into
 these in exactly one place per layer, always chained with ``raise ... from exc``.

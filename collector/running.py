@@ -1,9 +1,9 @@
 """Orchestration of the commands: settings -> targets -> gather -> store -> ledger -> exit code.
 
 Data flows one way. ``collect_once`` is the unit the daemon schedules; the ``*_command``
-functions are what ``collector.cli`` calls, and they return the process exit code (DESIGN.md):
-0 every target ok, 1 some target partial or failed, 2 usage/configuration error or no target,
-3 the database could not be used.
+functions are what ``collector.cli`` calls, and they return the process exit code (README,
+"Failure handling"): 0 every target ok, 1 some target partial or failed, 2 usage/configuration
+error or no target, 3 the database could not be used.
 """
 
 from __future__ import annotations

@@ -404,7 +404,7 @@ async def test_malformed_kubeconfig_and_broken_contexts_among_good_ones(
 
 
 async def test_only_unusable_kubeconfigs_is_no_target_exit_2(pg_dsn, tmp_path):
-    """Nothing to collect at all (DESIGN.md: exit 2), and the reason names every file."""
+    """Nothing to collect at all (exit 2), and the reason names every file."""
     malformed = tmp_path / "malformed.kubeconfig"
     malformed.write_text(":\n- [")
     missing = tmp_path / "typo.kubeconfig"

@@ -103,7 +103,9 @@ class Clock:
 async def collect(path: Path, cache: ExecCredentialCache, **options):
     targets = load_targets([str(path)]).targets
     return await gather(
-        targets, GatherOptions(request_timeout=10, **options), exec_credentials=cache
+        targets,
+        GatherOptions(CollectionSettings(timeout=10, **options)),
+        exec_credentials=cache,
     )
 
 

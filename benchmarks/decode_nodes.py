@@ -30,8 +30,9 @@ sys.path.insert(0, str(ROOT))
 import msgspec  # noqa: E402
 
 from collector.normalize import decode_node_page, wire  # noqa: E402
+from tests.k8s_fixtures import K8S  # noqa: E402
 
-FIXTURES = ROOT / "tests" / "fixtures" / "k8s" / "nodes"
+FIXTURES = K8S / "nodes"
 TARGET_NODE_BYTES = 7987  # 7.8 KiB
 
 

@@ -1,7 +1,6 @@
 """Discovery negotiation and failure handling, with scripted responses from real fixtures."""
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -12,8 +11,9 @@ from collector.kube.discovering import (
     discovery_mode,
 )
 from tests.collect.fakes import FakeResponse, fake_client
+from tests.k8s_fixtures import K8S
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "k8s" / "discovery"
+FIXTURES = K8S / "discovery"
 V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 V2BETA1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
 

@@ -1,17 +1,15 @@
 """Node paging: limit + continue, restart on 410, bounded restarts."""
 
 import json
-from pathlib import Path
 
 import pytest
 
 from collector.errors import GoneError, MalformedResponseError
 from collector.kube.listing import list_nodes_paged
 from tests.collect.fakes import FakeResponse, fake_client
+from tests.k8s_fixtures import K8S
 
-NODES = json.loads(
-    (Path(__file__).parent.parent / "fixtures/k8s/nodes/kind-v1.20.0-nodelist.json").read_text()
-)["items"]
+NODES = json.loads((K8S / "nodes" / "kind-v1.20.0-nodelist.json").read_text())["items"]
 
 
 def node(i: int) -> dict:

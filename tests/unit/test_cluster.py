@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +19,9 @@ from collector.normalize.cluster import (
 )
 from collector.normalize.nodes import decode_node_page
 from collector.records import VersionRecord
+from tests.k8s_fixtures import K8S
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "k8s"
+FIXTURES = K8S
 
 
 def test_version_kind() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -17,8 +16,9 @@ from collector.normalize.discovery import (
     version_priority_key,
 )
 from collector.records import ApiResourceRecord
+from tests.k8s_fixtures import K8S
 
-DISCOVERY = Path(__file__).parent.parent / "fixtures" / "k8s" / "discovery"
+DISCOVERY = K8S / "discovery"
 
 
 def raw(name: str) -> bytes:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -16,8 +15,9 @@ from hypothesis import strategies as st
 from collector.errors import MalformedResponseError
 from collector.normalize.nodes import decode_node_page, node_roles, parse_provider_id
 from collector.records import content_hash
+from tests.k8s_fixtures import K8S
 
-NODES = Path(__file__).parent.parent / "fixtures" / "k8s" / "nodes"
+NODES = K8S / "nodes"
 
 
 def load(name: str) -> bytes:

@@ -35,6 +35,18 @@ def parse_duration(text: str | float | int, *, bare_seconds: bool = True) -> tim
     return timedelta(seconds=seconds)
 
 
+_ZERO = re.compile(r"0+(?:\.0*)?(?:ms|s|m|h|d|w)?")
+
+
+def is_zero_duration(text: str | float | int) -> bool:
+    """``0``, ``0s``, ``0.0d`` and the like: the value settings use for "none" or "at once"."""
+    if isinstance(text, bool):
+        return False
+    if isinstance(text, int | float):
+        return text == 0
+    return _ZERO.fullmatch(str(text).strip().lower()) is not None
+
+
 def _sum_of_parts(raw: str, text: object) -> float:
     pos = 0
     seconds = 0.0

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -34,7 +33,7 @@ from pydantic_settings import (
 from pydantic_settings.exceptions import SettingsError as PydanticSettingsError
 from pydantic_settings.sources.utils import parse_env_vars
 
-from collector.durations import parse_duration
+from collector.durations import is_zero_duration, parse_duration
 from collector.errors import SettingsError
 
 ENV_PREFIX = "KUBEINV_"
@@ -144,16 +143,38 @@ def parse_retire_after(text: str | float | int) -> timedelta | None:
     first run that does not reach a cluster) or ``never`` (None: no automatic retirement)."""
     if isinstance(text, str) and text.strip().lower() == "never":
         return None
+    if is_zero_duration(text):
+        return timedelta(0)
     try:
         return parse_duration(text)
     except ValueError:
-        if isinstance(text, str) and _ZERO.fullmatch(text.strip().lower()):
-            return timedelta(0)
-        if isinstance(text, int | float) and not isinstance(text, bool) and text == 0:
-            return timedelta(0)
         raise ValueError(
             f"{text!r} is not a retirement delay; use a duration such as 7d, 12h or 0s, or never"
         ) from None
+
+
+def parse_retention(text: str | float | int) -> timedelta | None:
+    """A retention: a duration (``90d``, ``12h``), or ``0`` (None: keep everything)."""
+    if isinstance(text, bool):
+        raise ValueError(f"{text!r} is not a retention")
+    if is_zero_duration(text):
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a retention; use a duration such as 90d or 12h, or 0 to keep "
+            "everything"
+        ) from None
+
+
+def _checked_duration(value: Any, parse: Callable[[str], timedelta | None]) -> Any:
+    """A setting's value before validation: numbers become seconds, text must ``parse``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = f"{value}s"
+    if isinstance(value, str):
+        parse(value)
+    return value
 
 
 class LifecycleSettings(_Section):
@@ -168,36 +189,12 @@ class LifecycleSettings(_Section):
     @field_validator("retire_after", mode="before")
     @classmethod
     def _check_retire_after(cls, value: Any) -> Any:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            value = f"{value}s"
-        if isinstance(value, str):
-            parse_retire_after(value)
-        return value
+        return _checked_duration(value, parse_retire_after)
 
     @property
     def retire_after_delta(self) -> timedelta | None:
         """None when automatic retirement is off (``never``)."""
         return parse_retire_after(self.retire_after)
-
-
-_ZERO = re.compile(r"0+(?:\.0*)?(?:ms|s|m|h|d)?")
-
-
-def parse_retention(text: str | float | int) -> timedelta | None:
-    """A retention: a duration (``90d``, ``12h``), or ``0`` (None: keep everything)."""
-    if isinstance(text, bool):
-        raise ValueError(f"{text!r} is not a retention")
-    if isinstance(text, int | float) and text == 0:
-        return None
-    if isinstance(text, str) and _ZERO.fullmatch(text.strip().lower()):
-        return None
-    try:
-        return parse_duration(text)
-    except ValueError:
-        raise ValueError(
-            f"{text!r} is not a retention; use a duration such as 90d or 12h, or 0 to keep "
-            "everything"
-        ) from None
 
 
 class RetentionSettings(_Section):
@@ -212,11 +209,7 @@ class RetentionSettings(_Section):
     @field_validator("ledger", mode="before")
     @classmethod
     def _check_ledger(cls, value: Any) -> Any:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            value = str(value)
-        if isinstance(value, str):
-            parse_retention(value)
-        return value
+        return _checked_duration(value, parse_retention)
 
     @property
     def ledger_delta(self) -> timedelta | None:

@@ -215,8 +215,8 @@ def _lifecycle_flags(p: argparse.ArgumentParser) -> None:
         default=S,
         help="at the end of a run, retire a cluster that no target has reached for this long: "
         "close its open versions and drop it from the current views, keeping its history "
-        "(a duration such as 7d or 12h; 0s: the first run that does not reach it; never: off; "
-        "default: 7d). A cluster that is down but still configured is reached, never retired",
+        "(a duration such as 7d or 12h; 0s: the first run that does not reach it; never: off). "
+        "A cluster that is down but still configured is reached, never retired",
     )
 
 
@@ -226,8 +226,17 @@ def _retention_flag(p: Any) -> None:
         metavar="DURATION",
         default=S,
         help="after the run, delete run-ledger rows (collection_run, cluster_collection) older "
-        "than this, e.g. 90d or 12h; 0 keeps everything; history is never deleted (default: 90d)",
+        "than this, e.g. 90d or 12h; 0 keeps everything; history is never deleted",
     )
+
+
+def _run_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of a command that makes collection runs (collect, run)."""
+    _target_flags(p)
+    _collection_flags(p)
+    _lifecycle_flags(p)
+    _retention_flag(_database_flags(p))
+    _config_flags(p)
 
 
 def _output_flag(p: argparse.ArgumentParser, choices: Sequence[str], what: str) -> None:
@@ -286,12 +295,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "with --dry-run, json prints the normalized inventory as "
         "one JSON document; otherwise json prints the per-target outcomes",
     )
-    _target_flags(p)
-    _collection_flags(p)
-    _lifecycle_flags(p)
-    g = _database_flags(p)
-    _retention_flag(g)
-    _config_flags(p)
+    _run_flags(p)
     p.set_defaults(handler=_cmd_collect)
 
     p = sub.add_parser(
@@ -350,12 +354,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         default=S,
         help="address of the metrics server; 0.0.0.0 in a container",
     )
-    _target_flags(p)
-    _collection_flags(p)
-    _lifecycle_flags(p)
-    g = _database_flags(p)
-    _retention_flag(g)
-    _config_flags(p)
+    _run_flags(p)
     p.set_defaults(handler=_cmd_run)
 
     p = sub.add_parser(

@@ -119,22 +119,12 @@ def _tree_size(root: Path) -> int:
 
 def server_major(bindir: Path) -> int | None:
     """The major version of the PostgreSQL server in ``bindir`` (``postgres -V``), or None."""
-    try:
-        out = subprocess.run(
-            [str(bindir / "postgres"), "-V"],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
     # "postgres (PostgreSQL) 16.2", "postgres (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"
-    words = out.split()
-    if len(words) < 3:
+    version = _server_version(bindir)
+    if version is None:
         return None
     try:
-        return int(words[2].split(".")[0])
+        return int(version.split(".")[0])
     except ValueError:
         return None
 

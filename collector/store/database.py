@@ -572,29 +572,26 @@ async def open_store(
         embedded = EmbeddedServer(data_dir)
         await asyncio.to_thread(embedded.ensure_running)
         dsn = embedded.dsn()
+
+    async def create_pool() -> asyncpg.Pool:
+        return await asyncpg.create_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=connect_timeout,
+            init=_init_connection,
+            command_timeout=None,
+        )
+
     try:
         try:
-            pool = await asyncpg.create_pool(
-                dsn,
-                min_size=min_size,
-                max_size=max_size,
-                timeout=connect_timeout,
-                init=_init_connection,
-                command_timeout=None,
-            )
+            pool = await create_pool()
         except asyncpg.InvalidCatalogNameError:
             if embedded is None:
                 raise
             # The server runs but has no inventory database yet: the demo started it.
             await asyncio.to_thread(embedded.create_database)
-            pool = await asyncpg.create_pool(
-                dsn,
-                min_size=min_size,
-                max_size=max_size,
-                timeout=connect_timeout,
-                init=_init_connection,
-                command_timeout=None,
-            )
+            pool = await create_pool()
     except _OPEN_ERRORS as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StoreError(f"cannot connect to PostgreSQL at {redact_dsn(dsn)}: {detail}") from exc

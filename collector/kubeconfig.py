@@ -294,20 +294,22 @@ def inline_token_file(user: Entry, read_file: FileReader) -> list[str]:
 # --- what the user entry says ----------------------------------------------------------------
 
 
+# The first kind whose keys the user entry sets wins, in this order.
+_AUTH_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("exec", ("exec",)),
+    ("auth-provider", ("auth-provider",)),
+    ("client-certificate", ("client-certificate", "client-certificate-data")),
+    ("token", ("token",)),
+    ("token-file", ("tokenFile",)),
+    ("basic", ("username", "password")),
+)
+
+
 def auth_kind(user: Mapping[str, Any]) -> str:
     """client-certificate | token | token-file | exec | auth-provider | basic | none."""
-    if user.get("exec"):
-        return "exec"
-    if user.get("auth-provider"):
-        return "auth-provider"
-    if user.get("client-certificate") or user.get("client-certificate-data"):
-        return "client-certificate"
-    if user.get("token"):
-        return "token"
-    if user.get("tokenFile"):
-        return "token-file"
-    if user.get("username") or user.get("password"):
-        return "basic"
+    for kind, keys in _AUTH_KINDS:
+        if any(user.get(key) for key in keys):
+            return kind
     return "none"
 
 

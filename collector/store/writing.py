@@ -313,6 +313,18 @@ def _affected(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
+async def _copy_history(
+    conn: Connection, table: str, rows: Iterable[Sequence[Any]], columns: Sequence[str]
+) -> int:
+    """COPY the new versions into ``inventory.<table>``; returns how many were inserted.
+    ``rows`` may be a generator: rows are encoded while the server already inserts earlier
+    ones."""
+    status = await conn.copy_records_to_table(
+        table, schema_name="inventory", records=rows, columns=columns
+    )
+    return _affected(status)
+
+
 async def _close_changed(
     conn: Connection,
     close_query: str,
@@ -383,16 +395,13 @@ async def _merge_nodes(
     if new_keys and (current or await conn.fetchval(q["has_node_history"], cid)):
         for row in await conn.fetch(q["earlier_first_seen"], cid, new_keys):
             first_seen[row[0]] = row[1]
-    status = await conn.copy_records_to_table(
+    inserted = await _copy_history(
+        conn,
         "node_history",
-        schema_name="inventory",
-        # A generator: rows are encoded while the server already inserts earlier ones.
-        records=(
-            node_row(cid, when, incoming[key], first_seen.get(key, when)) for (key,) in changed
-        ),
-        columns=NODE_COLUMNS,
+        (node_row(cid, when, incoming[key], first_seen.get(key, when)) for (key,) in changed),
+        NODE_COLUMNS,
     )
-    return PartStats(inserted=_affected(status), closed=closed)
+    return PartStats(inserted=inserted, closed=closed)
 
 
 async def _merge_api_resources(
@@ -422,13 +431,13 @@ async def _merge_api_resources(
     )
     if not changed:
         return PartStats(closed=closed)
-    status = await conn.copy_records_to_table(
+    inserted = await _copy_history(
+        conn,
         "api_resource_history",
-        schema_name="inventory",
-        records=(api_resource_row(cid, when, incoming[key]) for key in changed),
-        columns=API_RESOURCE_COLUMNS,
+        (api_resource_row(cid, when, incoming[key]) for key in changed),
+        API_RESOURCE_COLUMNS,
     )
-    return PartStats(inserted=_affected(status), closed=closed)
+    return PartStats(inserted=inserted, closed=closed)
 
 
 async def _merge_services(

@@ -388,32 +388,14 @@ class Fleet:
                     tokens_dir=tokens_dir,
                     client=client,
                 )
-                _add(everything, "users", user_name, {"user": user})
-                _add(
-                    everything,
-                    "contexts",
-                    ctx_name,
-                    {"context": {"cluster": cluster.name, "user": user_name}},
-                )
+                _add_user_context(everything, ctx_name, cluster.name, user_name, user)
                 if kubeadm:
                     kubeadm_user = "kubernetes-admin" if i == 0 else f"{kind}"
                     kctx = f"{kubeadm_user}@kubernetes"
-                    _add(file_doc, "users", kubeadm_user, {"user": user})
-                    _add(
-                        file_doc,
-                        "contexts",
-                        kctx,
-                        {"context": {"cluster": "kubernetes", "user": kubeadm_user}},
-                    )
+                    _add_user_context(file_doc, kctx, "kubernetes", kubeadm_user, user)
                     self.contexts.append(ContextInfo(kctx, cluster.name, kind, path))
                 else:
-                    _add(file_doc, "users", user_name, {"user": user})
-                    _add(
-                        file_doc,
-                        "contexts",
-                        ctx_name,
-                        {"context": {"cluster": cluster.name, "user": user_name}},
-                    )
+                    _add_user_context(file_doc, ctx_name, cluster.name, user_name, user)
                     self.contexts.append(ContextInfo(ctx_name, cluster.name, kind, path))
             file_doc["current-context"] = file_doc["contexts"][0]["name"]
             if self.spec.layout != "single":
@@ -487,6 +469,12 @@ def _empty_config() -> Json:
 
 def _add(doc: Json, section: str, name: str, body: Json) -> None:
     doc[section].append({"name": name, **body})
+
+
+def _add_user_context(doc: Json, context: str, cluster: str, user_name: str, user: Json) -> None:
+    """A user entry and the context that pairs it with ``cluster``."""
+    _add(doc, "users", user_name, {"user": user})
+    _add(doc, "contexts", context, {"context": {"cluster": cluster, "user": user_name}})
 
 
 def _write(path: Path, data: bytes, *, private: bool = False) -> None:

@@ -102,6 +102,11 @@ class ApiGroup:
     versions: list[ApiVersion]
     aggregated: bool = False  # served by an APIService (e.g. metrics.k8s.io), not by kube-apiserver
 
+    @classmethod
+    def single(cls, name: str, version: str, resources: list[Json]) -> ApiGroup:
+        """A group that serves one version."""
+        return cls(name, [ApiVersion(version, resources)])
+
 
 @dataclass
 class ApiVersion:
@@ -371,87 +376,67 @@ def _monitoring() -> ApiGroup:
 def _cert_manager() -> list[ApiGroup]:
     cat = ("cert-manager",)
     return [
-        ApiGroup(
+        ApiGroup.single(
             "cert-manager.io",
+            "v1",
             [
-                ApiVersion(
-                    "v1",
-                    [
-                        crd_resource(
-                            "certificaterequests",
-                            "CertificateRequest",
-                            short=("cr", "crs"),
-                            categories=cat,
-                        ),
-                        crd_resource(
-                            "certificates", "Certificate", short=("cert", "certs"), categories=cat
-                        ),
-                        crd_resource(
-                            "clusterissuers", "ClusterIssuer", namespaced=False, categories=cat
-                        ),
-                        crd_resource("issuers", "Issuer", categories=cat),
-                    ],
-                )
+                crd_resource(
+                    "certificaterequests",
+                    "CertificateRequest",
+                    short=("cr", "crs"),
+                    categories=cat,
+                ),
+                crd_resource(
+                    "certificates", "Certificate", short=("cert", "certs"), categories=cat
+                ),
+                crd_resource("clusterissuers", "ClusterIssuer", namespaced=False, categories=cat),
+                crd_resource("issuers", "Issuer", categories=cat),
             ],
         ),
-        ApiGroup(
+        ApiGroup.single(
             "acme.cert-manager.io",
+            "v1",
             [
-                ApiVersion(
-                    "v1",
-                    [
-                        crd_resource("challenges", "Challenge", categories=cat),
-                        crd_resource("orders", "Order", categories=cat),
-                    ],
-                )
+                crd_resource("challenges", "Challenge", categories=cat),
+                crd_resource("orders", "Order", categories=cat),
             ],
         ),
     ]
 
 
 def _snapshots() -> ApiGroup:
-    return ApiGroup(
+    return ApiGroup.single(
         "snapshot.storage.k8s.io",
+        "v1",
         [
-            ApiVersion(
-                "v1",
-                [
-                    crd_resource(
-                        "volumesnapshotclasses",
-                        "VolumeSnapshotClass",
-                        namespaced=False,
-                        short=("vsclass", "vsclasses"),
-                        status=False,
-                    ),
-                    crd_resource(
-                        "volumesnapshotcontents",
-                        "VolumeSnapshotContent",
-                        namespaced=False,
-                        short=("vsc", "vscs"),
-                    ),
-                    crd_resource("volumesnapshots", "VolumeSnapshot", short=("vs",)),
-                ],
-            )
+            crd_resource(
+                "volumesnapshotclasses",
+                "VolumeSnapshotClass",
+                namespaced=False,
+                short=("vsclass", "vsclasses"),
+                status=False,
+            ),
+            crd_resource(
+                "volumesnapshotcontents",
+                "VolumeSnapshotContent",
+                namespaced=False,
+                short=("vsc", "vscs"),
+            ),
+            crd_resource("volumesnapshots", "VolumeSnapshot", short=("vs",)),
         ],
     )
 
 
 def _argo() -> ApiGroup:
-    return ApiGroup(
+    return ApiGroup.single(
         "argoproj.io",
+        "v1alpha1",
         [
-            ApiVersion(
-                "v1alpha1",
-                [
-                    crd_resource(
-                        "applications", "Application", short=("app", "apps"), categories=("argocd",)
-                    ),
-                    crd_resource("applicationsets", "ApplicationSet", short=("appset", "appsets")),
-                    crd_resource(
-                        "appprojects", "AppProject", short=("appproj", "appprojs"), status=False
-                    ),
-                ],
-            )
+            crd_resource(
+                "applications", "Application", short=("app", "apps"), categories=("argocd",)
+            ),
+            crd_resource("applicationsets", "ApplicationSet", short=("appset", "appsets")),
+            crd_resource("appprojects", "AppProject", short=("appproj", "appprojs"), status=False),
         ],
     )
 
@@ -520,110 +505,76 @@ def _flavour_groups(flavour: str) -> list[ApiGroup]:
         ]
     if flavour == "gke":
         return [
-            ApiGroup(
+            ApiGroup.single(
                 "networking.gke.io",
+                "v1",
                 [
-                    ApiVersion(
-                        "v1",
-                        [
-                            crd_resource(
-                                "managedcertificates", "ManagedCertificate", short=("mcrt",)
-                            ),
-                            crd_resource(
-                                "servicenetworkendpointgroups",
-                                "ServiceNetworkEndpointGroup",
-                                short=("svcneg",),
-                            ),
-                        ],
-                    )
+                    crd_resource("managedcertificates", "ManagedCertificate", short=("mcrt",)),
+                    crd_resource(
+                        "servicenetworkendpointgroups",
+                        "ServiceNetworkEndpointGroup",
+                        short=("svcneg",),
+                    ),
                 ],
             ),
-            ApiGroup(
+            ApiGroup.single(
                 "cloud.google.com",
-                [
-                    ApiVersion(
-                        "v1",
-                        [
-                            crd_resource(
-                                "backendconfigs", "BackendConfig", short=("bc",), status=False
-                            )
-                        ],
-                    )
-                ],
+                "v1",
+                [crd_resource("backendconfigs", "BackendConfig", short=("bc",), status=False)],
             ),
         ]
     if flavour == "aks":
         return [ApiGroup("snapshot.storage.k8s.io", _snapshots().versions)]
     if flavour == "k3s":
         return [
-            ApiGroup(
+            ApiGroup.single(
                 "helm.cattle.io",
+                "v1",
                 [
-                    ApiVersion(
-                        "v1",
-                        [
-                            crd_resource("helmchartconfigs", "HelmChartConfig", status=False),
-                            crd_resource("helmcharts", "HelmChart"),
-                        ],
-                    )
+                    crd_resource("helmchartconfigs", "HelmChartConfig", status=False),
+                    crd_resource("helmcharts", "HelmChart"),
                 ],
             ),
-            ApiGroup(
+            ApiGroup.single(
                 "k3s.cattle.io",
+                "v1",
                 [
-                    ApiVersion(
-                        "v1",
-                        [
-                            crd_resource("addons", "Addon", status=False),
-                            crd_resource("etcdsnapshotfiles", "ETCDSnapshotFile", namespaced=False),
-                        ],
-                    )
+                    crd_resource("addons", "Addon", status=False),
+                    crd_resource("etcdsnapshotfiles", "ETCDSnapshotFile", namespaced=False),
                 ],
             ),
-            ApiGroup(
+            ApiGroup.single(
                 "traefik.io",
+                "v1alpha1",
                 [
-                    ApiVersion(
-                        "v1alpha1",
-                        [
-                            crd_resource("ingressroutes", "IngressRoute", status=False),
-                            crd_resource("middlewares", "Middleware", status=False),
-                        ],
-                    )
+                    crd_resource("ingressroutes", "IngressRoute", status=False),
+                    crd_resource("middlewares", "Middleware", status=False),
                 ],
             ),
         ]
     if flavour == "openshift":
         return [
-            ApiGroup(
+            ApiGroup.single(
                 "config.openshift.io",
+                "v1",
                 [
-                    ApiVersion(
-                        "v1",
-                        [
-                            crd_resource(
-                                "clusteroperators",
-                                "ClusterOperator",
-                                namespaced=False,
-                                short=("co",),
-                            ),
-                            crd_resource("clusterversions", "ClusterVersion", namespaced=False),
-                            crd_resource("infrastructures", "Infrastructure", namespaced=False),
-                        ],
-                    )
+                    crd_resource(
+                        "clusteroperators",
+                        "ClusterOperator",
+                        namespaced=False,
+                        short=("co",),
+                    ),
+                    crd_resource("clusterversions", "ClusterVersion", namespaced=False),
+                    crd_resource("infrastructures", "Infrastructure", namespaced=False),
                 ],
             ),
             ApiGroup("route.openshift.io", [ApiVersion("v1", [crd_resource("routes", "Route")])]),
-            ApiGroup(
+            ApiGroup.single(
                 "machine.openshift.io",
+                "v1beta1",
                 [
-                    ApiVersion(
-                        "v1beta1",
-                        [
-                            crd_resource("machines", "Machine", short=("ma",)),
-                            crd_resource("machinesets", "MachineSet", short=("ms",), scale=True),
-                        ],
-                    )
+                    crd_resource("machines", "Machine", short=("ma",)),
+                    crd_resource("machinesets", "MachineSet", short=("ms",), scale=True),
                 ],
             ),
         ]

@@ -204,7 +204,13 @@ class StoreError(KubeinvError):
     exit_code = EXIT_DATABASE
 
 
-class MigrationError(StoreError):
+class DatabaseRefusedError(StoreError):
+    """The database answers but refuses kubeinv; waiting will not help."""
+
+    error_class = "DatabaseRefused"
+
+
+class MigrationError(DatabaseRefusedError):
     """A database migration failed."""
 
     error_class = "Migration"

@@ -27,6 +27,7 @@ from collector.errors import (
     EXIT_PARTIAL,
     EXIT_USAGE,
     ConfigError,
+    DatabaseRefusedError,
     KubeconfigError,
     NoTargetsError,
     StoreError,
@@ -467,16 +468,21 @@ def database_retry_delays(
 async def wait_for_database(
     settings: Settings, health: Health, stop: asyncio.Event
 ) -> Store | None:
-    """Open the store, retrying with backoff until it works or ``stop`` is set (then None).
+    """Open the store and bring its schema up to date, retrying with backoff until it works or
+    ``stop`` is set (then None).
 
     While waiting, ``/healthz`` answers 503 with the reason; every failed attempt is logged.
+    A database that answers but refuses kubeinv (wrong password or user, no such database, a
+    schema it cannot migrate) raises ``DatabaseRefusedError`` at once: no retry fixes that.
     """
     delays = database_retry_delays()
     attempt = 0
     while not stop.is_set():
         attempt += 1
         try:
-            store = await open_settings_store(settings)
+            store = await _open_migrated_store(settings)
+        except DatabaseRefusedError:
+            raise
         except StoreError as exc:
             delay = next(delays)
             health.waiting_for_database = exc.message
@@ -495,6 +501,17 @@ async def wait_for_database(
         health.waiting_for_database = None
         return store
     return None
+
+
+async def _open_migrated_store(settings: Settings) -> Store:
+    store = await open_settings_store(settings)
+    try:
+        await store.migrate()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(store.close(), 5)
+        raise
+    return store
 
 
 @contextlib.contextmanager

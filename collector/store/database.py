@@ -24,7 +24,7 @@ import asyncpg
 import msgspec
 
 import collector
-from collector.errors import StoreError
+from collector.errors import DatabaseRefusedError, StoreError
 from collector.logging_setup import get_logger
 from collector.records import ClusterInventory, TargetOutcome
 from collector.store.embedded import EmbeddedServer
@@ -65,6 +65,11 @@ _OPEN_ERRORS: tuple[type[Exception], ...] = (
     *_CONNECTION_ERRORS,
     TimeoutError,
     ValueError,
+)
+# What no retry fixes: a wrong password or user, a pg_hba.conf rejection, no such database.
+_REFUSALS: tuple[type[Exception], ...] = (
+    asyncpg.InvalidAuthorizationSpecificationError,  # and InvalidPasswordError
+    asyncpg.InvalidCatalogNameError,
 )
 RUN_STATUSES = ("ok", "partial", "failed", "abandoned")
 
@@ -594,5 +599,6 @@ async def open_store(
             pool = await create_pool()
     except _OPEN_ERRORS as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StoreError(f"cannot connect to PostgreSQL at {redact_dsn(dsn)}: {detail}") from exc
+        kind = DatabaseRefusedError if isinstance(exc, _REFUSALS) else StoreError
+        raise kind(f"cannot connect to PostgreSQL at {redact_dsn(dsn)}: {detail}") from exc
     return Store(pool, load_queries(), dsn=dsn, embedded=embedded, connect_timeout=connect_timeout)

@@ -454,3 +454,50 @@ async def test_sigterm_while_waiting_for_the_database_exits_0(tmp_path: Path) ->
     assert rc == 0, log_text
     assert "s3cret-pw" not in log_text
     assert "Traceback" not in log_text
+
+
+@pytest.mark.parametrize(
+    ("refusal", "message"),
+    [
+        ("database", 'database "kinv_no_such_db" does not exist'),
+        ("role", 'role "kinv_no_such_role" does not exist'),
+        ("newer-schema", "it was migrated by a newer kubeinv"),
+    ],
+)
+async def test_a_database_that_refuses_kubeinv_exits_3_at_once_instead_of_waiting(
+    refusal: str, message: str, pg_dsn: str, tmp_path: Path
+) -> None:
+    # Waiting fixes a database that is down, never one that answers "no": a wrong user or
+    # database name, or a schema this kubeinv cannot migrate, exits 3 with the reason.
+    parts = urlsplit(pg_dsn)
+    if refusal == "database":
+        dsn = parts._replace(path="/kinv_no_such_db").geturl()
+    elif refusal == "role":
+        host = parts.netloc.rpartition("@")[2]
+        dsn = parts._replace(netloc=f"kinv_no_such_role@{host}").geturl()
+    else:
+        dsn = pg_dsn
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            await conn.execute(
+                "INSERT INTO inventory.schema_migration (version, name, checksum, execution_ms)"
+                " VALUES ('9999', 'from_the_future', 'x', 0)"
+            )
+        finally:
+            await conn.close()
+    kubeconfig = tmp_path / "kc.yaml"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: a\n"
+        "clusters:\n- name: a\n  cluster: {server: 'https://127.0.0.1:1'}\n"
+        "users:\n- name: u\n  user: {token: t}\n"
+        "contexts:\n- name: a\n  context: {cluster: a, user: u}\n"
+    )
+    args = ("--kubeconfig", str(kubeconfig), "--database-url", dsn, "--interval", "1h")
+    async with _daemon(*args, env=clean_env(tmp_path)) as (proc, log_path):
+        rc = await asyncio.wait_for(proc.wait(), 60)
+        log_text = log_path.read_text()
+    assert rc == 3, log_text
+    assert message in log_text
+    assert "kubeinv: error:" in log_text
+    assert "cannot be used yet" not in log_text  # no retry
+    assert "Traceback" not in log_text

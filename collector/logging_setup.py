@@ -5,7 +5,7 @@ Code that logs about a cluster either passes ``extra={"context": name}`` (option
 variable that every line logged in that task picks up.
 
 Every line goes through :func:`collector.errors.redact` with the secrets registered by
-:func:`register_secrets` (the tokens and keys of the loaded kubeconfigs), so that a credential
+:func:`replace_secrets` (the tokens and keys of the loaded kubeconfigs), so that a credential
 that slips into an exception message is still never written.
 """
 
@@ -32,24 +32,40 @@ _context: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 _kubeconfig: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "kubeinv_kubeconfig", default=None
 )
-_secrets: set[str] = set()
-_secrets_lock = threading.Lock()
 _encoder = msgspec.json.Encoder()
 
 # Attributes of every LogRecord: anything else on a record came from ``extra=``.
 _RESERVED = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
-def register_secrets(secrets: Iterable[str]) -> None:
-    """Remember exact secret strings; they are replaced in every later log line."""
-    with _secrets_lock:
-        _secrets.update(s for s in secrets if s and len(s) >= 4)
+class _Secrets:
+    """The secrets of the latest two loads of the kubeconfigs (a line logged during a reload
+    may still name the previous one), longest first so that a secret containing another is
+    replaced whole. Older ones are forgotten: tokens rotated over months must not pile up."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.current: frozenset[str] = frozenset()
+        self.known: tuple[str, ...] = ()
+
+    def replace(self, secrets: Iterable[str]) -> None:
+        new = frozenset(s for s in secrets if s and len(s) >= 4)
+        with self.lock:
+            self.known = tuple(sorted(self.current | new, key=len, reverse=True))
+            self.current = new
+
+
+_secrets = _Secrets()
+
+
+def replace_secrets(secrets: Iterable[str]) -> None:
+    """A new load of the kubeconfigs: its exact secret strings, and the previous load's, are
+    replaced in every later log line; older ones are forgotten."""
+    _secrets.replace(secrets)
 
 
 def known_secrets() -> tuple[str, ...]:
-    with _secrets_lock:
-        # Longest first, so that a secret containing another is replaced whole.
-        return tuple(sorted(_secrets, key=len, reverse=True))
+    return _secrets.known
 
 
 @contextlib.contextmanager

@@ -35,7 +35,7 @@ from collector.errors import (
 from collector.logging_setup import (
     cluster_scope,
     get_logger,
-    register_secrets,
+    replace_secrets,
     set_log_context,
 )
 from collector.records import ClusterInventory, CollectionResult, TargetOutcome
@@ -91,8 +91,8 @@ def load_run_targets(settings: Settings, *, announce: bool = True) -> LoadedTarg
     file_outcomes = [_file_outcome(err, now) for err in loaded.errors]
     for outcome in file_outcomes if announce else ():
         log.error(outcome.error_message, extra={"kubeconfig": outcome.kubeconfig_path})
+    replace_secrets(secret for target in targets for secret in target.secrets)
     for target in targets:
-        register_secrets(target.secrets)
         scope = {"context": target.context_name, "kubeconfig": target.kubeconfig_path}
         if target.problem and announce:
             log.warning("broken context: %s", target.problem, extra=scope)

@@ -10,7 +10,7 @@ import logging
 import msgspec
 import pytest
 
-from collector.logging_setup import cluster_scope, register_secrets, setup_logging
+from collector.logging_setup import cluster_scope, replace_secrets, setup_logging
 from collector.metrics import Metrics, MetricsServer
 from collector.records import TargetOutcome
 
@@ -139,7 +139,7 @@ async def test_metrics_endpoint_serves_counters_and_healthz() -> None:
 def test_text_log_lines_carry_the_context_and_never_a_secret() -> None:
     stream = io.StringIO()
     setup_logging(fmt="text", level="debug", stream=stream)
-    register_secrets(["sup3r-s3cret-token-xyz"])
+    replace_secrets(["sup3r-s3cret-token-xyz"])
     log = logging.getLogger("kubeinv.gathering")
     log.warning("plain line", extra={"context": "prod-eu"})
     with cluster_scope("stage-us", "/k/stage.yaml"):
@@ -155,7 +155,7 @@ def test_text_log_lines_carry_the_context_and_never_a_secret() -> None:
 def test_json_log_lines_are_objects_with_context() -> None:
     stream = io.StringIO()
     setup_logging(fmt="json", level="info", stream=stream)
-    register_secrets(["an0ther-s3cret-value"])
+    replace_secrets(["an0ther-s3cret-value"])
     log = logging.getLogger("kubeinv.running")
     with cluster_scope("prod-eu", "/k/prod.yaml"):
         log.info("collected %d nodes", 5, extra={"cluster_id": "uid-9"})

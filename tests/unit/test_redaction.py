@@ -10,7 +10,7 @@ import pytest
 
 from collector.errors import redact
 from collector.kubeconfig import secret_values
-from collector.logging_setup import register_secrets, setup_logging
+from collector.logging_setup import known_secrets, replace_secrets, setup_logging
 from collector.targets import targets_from_config
 
 V1 = "client.authentication.k8s.io/v1"
@@ -77,7 +77,7 @@ def test_log_lines_keep_context_names_and_plugin_answers_readable(tmp_path: Path
     }
     (target,) = targets_from_config(doc, path=str(tmp_path / "config"))
     assert target.secrets == ("sess-tok-8e1f",)
-    register_secrets(target.secrets)
+    replace_secrets(target.secrets)
     stream = io.StringIO()
     handler = setup_logging(stream=stream)
     try:
@@ -92,3 +92,26 @@ def test_log_lines_keep_context_names_and_plugin_answers_readable(tmp_path: Path
     assert "context=default:" in line
     assert "answered apiVersion 'default'" in line
     assert "sess-tok-8e1f" not in line and "[REDACTED]" in line
+
+
+def test_secrets_of_the_latest_two_loads_are_redacted_and_older_ones_forgotten() -> None:
+    # A daemon reloads its kubeconfigs every run; rotated tokens must not pile up for months.
+    for load in range(1000):
+        replace_secrets([f"rotated-token-{load:04d}", "static-token-abcd"])
+    assert set(known_secrets()) == {
+        "rotated-token-0999",
+        "rotated-token-0998",
+        "static-token-abcd",
+    }
+    stream = io.StringIO()
+    handler = setup_logging(stream=stream)
+    try:
+        logging.getLogger("kubeinv.test_redaction").warning(
+            "rotated-token-0998 rotated-token-0999 static-token-abcd"
+        )
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert "token" not in stream.getvalue().replace("[REDACTED]", "")
+    replace_secrets([])
+    replace_secrets([])
+    assert known_secrets() == ()

@@ -17,7 +17,7 @@
 --   raised for this function only: 77,600 changes with their details are ~100 MB). No JIT:
 --   compiling costs seconds for a query that runs in a fraction of that.
 
-CREATE FUNCTION inventory.changes(since timestamptz)
+CREATE OR REPLACE FUNCTION inventory.changes(since timestamptz)
 RETURNS TABLE (cluster_id text, at timestamptz, kind text, subject text, detail jsonb)
 LANGUAGE plpgsql STABLE
 SET jit = off

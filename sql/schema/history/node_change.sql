@@ -43,7 +43,7 @@ COMMENT ON TABLE inventory.node_change IS
 -- Index probes, one instant at a time (a store writes at one instant; a generic plan for
 -- `= ANY (array)` reads the whole table): false for a first store, new nodes, and a close
 -- before its successors are inserted.
-CREATE FUNCTION inventory.node_change_touches(ts timestamptz[], cs text[])
+CREATE OR REPLACE FUNCTION inventory.node_change_touches(ts timestamptz[], cs text[])
 RETURNS boolean
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -71,7 +71,7 @@ $$;
 -- store) has none, and a nested loop of index probes on valid_to = t (one instant shared by all
 -- the versions a store closed) is quadratic. No JIT in these functions: compiling costs more
 -- than a store's statement (measured: 1.4 s for one close).
-CREATE FUNCTION inventory.node_change_refresh(cids text[], uids text[], ats timestamptz[])
+CREATE OR REPLACE FUNCTION inventory.node_change_refresh(cids text[], uids text[], ats timestamptz[])
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -210,7 +210,7 @@ COMMENT ON FUNCTION inventory.node_change_refresh(text[], text[], timestamptz[])
 -- The keys a statement touched: each written or removed version's valid_from (it may be an n)
 -- and valid_to (it may be a p). A transition table exists only for its own event, hence one
 -- function per event.
-CREATE FUNCTION inventory.node_change_after_insert() RETURNS trigger
+CREATE OR REPLACE FUNCTION inventory.node_change_after_insert() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET jit = off
@@ -242,7 +242,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION inventory.node_change_after_delete() RETURNS trigger
+CREATE OR REPLACE FUNCTION inventory.node_change_after_delete() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET jit = off
@@ -277,7 +277,7 @@ $$;
 -- An UPDATE: a version whose key and fields are unchanged (the store's close: only valid_to
 -- moves) keeps its pair with its predecessor; only its old and new valid_to are touched.
 -- Every other old or new row touches both of its instants.
-CREATE FUNCTION inventory.node_change_after_update() RETURNS trigger
+CREATE OR REPLACE FUNCTION inventory.node_change_after_update() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET jit = off
@@ -333,7 +333,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION inventory.node_change_after_truncate() RETURNS trigger
+CREATE OR REPLACE FUNCTION inventory.node_change_after_truncate() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET jit = off

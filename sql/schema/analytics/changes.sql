@@ -114,25 +114,18 @@ BEGIN
     version_changed AS (
         SELECT v.cluster_id, v.valid_from AS at, 'version'::text AS kind,
                v.git_version AS subject,
-               '{}'::jsonb
-               || CASE WHEN p.git_version IS DISTINCT FROM v.git_version
-                  THEN jsonb_build_object('git_version', jsonb_build_object(
-                       'old', p.git_version, 'new', v.git_version)) ELSE '{}' END
-               || CASE WHEN p.minor_version IS DISTINCT FROM v.minor_version
-                  THEN jsonb_build_object('minor_version', jsonb_build_object(
-                       'old', p.minor_version, 'new', v.minor_version)) ELSE '{}' END
-               || CASE WHEN p.platform IS DISTINCT FROM v.platform
-                  THEN jsonb_build_object('platform', jsonb_build_object(
-                       'old', p.platform, 'new', v.platform)) ELSE '{}' END
-               || CASE WHEN p.git_commit IS DISTINCT FROM v.git_commit
-                  THEN jsonb_build_object('git_commit', jsonb_build_object(
-                       'old', p.git_commit, 'new', v.git_commit)) ELSE '{}' END
-               || CASE WHEN p.build_date IS DISTINCT FROM v.build_date
-                  THEN jsonb_build_object('build_date', jsonb_build_object(
-                       'old', p.build_date, 'new', v.build_date)) ELSE '{}' END
-               || CASE WHEN p.go_version IS DISTINCT FROM v.go_version
-                  THEN jsonb_build_object('go_version', jsonb_build_object(
-                       'old', p.go_version, 'new', v.go_version)) ELSE '{}' END
+               -- each field that differs from the previous version: {"old", "new"}
+               (SELECT coalesce(jsonb_object_agg(f.field, jsonb_build_object('old', f.old,
+                                                                            'new', f.new)),
+                                '{}')
+                FROM (VALUES ('git_version',   to_jsonb(p.git_version),   to_jsonb(v.git_version)),
+                             ('minor_version', to_jsonb(p.minor_version), to_jsonb(v.minor_version)),
+                             ('platform',      to_jsonb(p.platform),      to_jsonb(v.platform)),
+                             ('git_commit',    to_jsonb(p.git_commit),    to_jsonb(v.git_commit)),
+                             ('build_date',    to_jsonb(p.build_date),    to_jsonb(v.build_date)),
+                             ('go_version',    to_jsonb(p.go_version),    to_jsonb(v.go_version))
+                     ) AS f (field, old, new)
+                WHERE f.old IS DISTINCT FROM f.new)
                AS detail
         FROM inventory.cluster_version_history v
         JOIN LATERAL (

@@ -50,46 +50,34 @@ BEGIN
         SELECT r.cluster_id, r.returned_at AS at FROM retirement r
         WHERE r.returned_at >= since
     ),
-    cluster_retired AS (
-        SELECT r.cluster_id, r.retired_at AS at, 'cluster-retired'::text AS kind,
+    -- A retirement or a return, with what the cluster held then: the versions the retirement
+    -- closed (valid_to = at), or those the return opened (valid_from = at).
+    cluster_retired_or_returned AS (
+        SELECT r.cluster_id, e.at, e.kind,
                coalesce(c.context_names[1], c.server_url, c.cluster_id) AS subject,
-               jsonb_build_object(
-                   'retired_by', r.retired_by,
-                   'last_reached_at', r.last_reached_at,
+               e.detail || jsonb_build_object(
                    'context_names', to_jsonb(c.context_names),
                    'git_version', (SELECT v.git_version FROM inventory.cluster_version_history v
                                    WHERE v.cluster_id = r.cluster_id
-                                     AND v.valid_to = r.retired_at LIMIT 1),
-                   'nodes', (SELECT count(*) FROM inventory.node_history n
-                             WHERE n.cluster_id = r.cluster_id AND n.valid_to = r.retired_at),
-                   'api_resources', (SELECT count(*) FROM inventory.api_resource_history a
-                                     WHERE a.cluster_id = r.cluster_id
-                                       AND a.valid_to = r.retired_at)
-               ) AS detail
-        FROM retirement r
-        JOIN inventory.cluster c ON c.cluster_id = r.cluster_id
-        WHERE r.retired_at >= since AND r.retired_at <= now_ts
-    ),
-    cluster_returned AS (
-        SELECT r.cluster_id, r.returned_at AS at, 'cluster-returned'::text AS kind,
-               coalesce(c.context_names[1], c.server_url, c.cluster_id) AS subject,
-               jsonb_build_object(
-                   'retired_at', r.retired_at,
-                   'retired_by', r.retired_by,
-                   'context_names', to_jsonb(c.context_names),
-                   'git_version', (SELECT v.git_version FROM inventory.cluster_version_history v
-                                   WHERE v.cluster_id = r.cluster_id
-                                     AND v.valid_from = r.returned_at LIMIT 1),
+                                     AND (v.valid_to = e.closed OR v.valid_from = e.opened)
+                                   LIMIT 1),
                    'nodes', (SELECT count(*) FROM inventory.node_history n
                              WHERE n.cluster_id = r.cluster_id
-                               AND n.valid_from = r.returned_at),
+                               AND (n.valid_to = e.closed OR n.valid_from = e.opened)),
                    'api_resources', (SELECT count(*) FROM inventory.api_resource_history a
                                      WHERE a.cluster_id = r.cluster_id
-                                       AND a.valid_from = r.returned_at)
+                                       AND (a.valid_to = e.closed OR a.valid_from = e.opened))
                ) AS detail
         FROM retirement r
         JOIN inventory.cluster c ON c.cluster_id = r.cluster_id
-        WHERE r.returned_at >= since AND r.returned_at <= now_ts
+        CROSS JOIN LATERAL (VALUES
+            ('cluster-retired'::text, r.retired_at, r.retired_at, NULL::timestamptz,
+             jsonb_build_object('retired_by', r.retired_by,
+                                'last_reached_at', r.last_reached_at)),
+            ('cluster-returned', r.returned_at, NULL, r.returned_at,
+             jsonb_build_object('retired_at', r.retired_at, 'retired_by', r.retired_by))
+        ) AS e (kind, at, closed, opened, detail)
+        WHERE e.at >= since AND e.at <= now_ts
     ),
     cluster_added AS (
         SELECT f.cluster_id, f.first_at AS at, 'cluster-added'::text AS kind,
@@ -224,14 +212,13 @@ BEGIN
     )
     SELECT x.cluster_id, x.at, x.kind, x.subject, x.detail FROM (
         SELECT * FROM cluster_added
-        UNION ALL SELECT * FROM cluster_returned
+        UNION ALL SELECT * FROM cluster_retired_or_returned
         UNION ALL SELECT * FROM version_changed
         UNION ALL SELECT * FROM node_added
         UNION ALL SELECT * FROM node_changed
         UNION ALL SELECT * FROM node_removed
         UNION ALL SELECT * FROM api_added
         UNION ALL SELECT * FROM api_removed
-        UNION ALL SELECT * FROM cluster_retired
     ) x
     WHERE x.at <= inventory.analytics_now()
     ORDER BY x.at, x.cluster_id,

@@ -28,6 +28,7 @@ After the schema (or its replaceable part), and after each migration, in its tra
 runner calls ``inventory.grant_inventory_reader()`` so that the read-only role reads every new
 view, table and function without each migration having to remember it.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -7,6 +7,10 @@
 -- Changes after the first release: edit the object's file here AND add a migration to
 -- sql/migrations/ that brings an existing database to the same state (sql/migrations/README.md).
 -- tests/store/test_schema.py checks that both paths give the same catalog.
+--
+-- Functions and views are written CREATE OR REPLACE (and nothing else is): a database built by
+-- the pre-release migrations is adopted by running those statements, and the COMMENT ON
+-- FUNCTION | VIEW ones, again (collector/store/migrating.py, sql/migrations/README.md).
 
 -- The schema, clusters and their retirements, the run ledger and the upstream reference data.
 \ir schema/inventory.sql

@@ -8,19 +8,25 @@ processes starting together do not race:
   ``inventory.schema_migration``, with every migration of ``sql/migrations/``: the schema files
   already hold what those migrations do.
 - **One created by the pre-release migrations** (``0001``...``0022``, numbered files that used to
-  live in ``sql/``; copies in ``tests/fixtures/pre_release_migrations/``, their checksums in
-  ``sql/migrations/pre_release.sha256``) is recognised by its migrations table. When it has
-  every one of them, unedited, its catalog is the schema's (tests/store/test_schema.py builds
-  both and compares them), so it is adopted: recorded as ``0100`` without running anything, then
-  migrated like any other. When it lacks some, it is refused with a message saying what to do.
-  The schema is never applied on top of it.
+  live in ``sql/``; kept in the archive ``tests/fixtures/pre_release_migrations.tar.gz``, their
+  checksums in ``sql/migrations/pre_release.sha256``) is recognised by its migrations table.
+  When it has every one of them, unedited, it has the schema's tables, indexes, triggers and
+  data, so it is adopted: in one transaction, the schema's replaceable definitions are executed
+  again, in schema order (every ``CREATE OR REPLACE FUNCTION``, ``CREATE OR REPLACE VIEW`` and
+  ``COMMENT ON FUNCTION | VIEW`` statement of the schema files: the schema writes its functions
+  and views that way), the reader role is granted, and ``0100`` is recorded; then it is migrated
+  like any other. Its function and view bodies are thus the schema's even where the schema has
+  since been reworded (a shared helper instead of two copies), and its catalog equals a new
+  database's (tests/store/test_schema.py builds both and compares them). Nothing else of the
+  schema runs: its tables, indexes, triggers and data are never applied on top of it. When it
+  lacks some pre-release migrations, it is refused with a message saying what to do.
 - **One at 0100 or later** gets the migrations of ``sql/migrations/`` it lacks, each in its own
   transaction. A migration that was applied and has since changed stops everything
   (``MigrationChecksumError``): migrations are never edited once released.
 
-After the schema, and after each migration, in its transaction, the runner calls
-``inventory.grant_inventory_reader()`` so that the read-only role reads every new view, table
-and function without each migration having to remember it.
+After the schema (or its replaceable part), and after each migration, in its transaction, the
+runner calls ``inventory.grant_inventory_reader()`` so that the read-only role reads every new
+view, table and function without each migration having to remember it.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import asyncpg
 
 from collector.errors import MigrationChecksumError, MigrationError
 from collector.store.queries import sql_dir
+from collector.store.statements import split_statements
 from collector.store.writing import Connection
 
 # 'kubeinv' in ASCII: the advisory lock key of the migrations runner.
@@ -47,6 +54,10 @@ MIGRATIONS_DIR = "migrations"
 PRE_RELEASE_MANIFEST = "pre_release.sha256"
 _FILE_NAME = re.compile(r"^(\d{4})_([A-Za-z0-9_.-]+)\.sql$")
 _INCLUDE = re.compile(r"^\\ir\s+(\S+)\s*$", re.MULTILINE)
+# The statements an adopted pre-release database runs again (see the module's docstring).
+_REPLACEABLE = re.compile(
+    r"(CREATE\s+OR\s+REPLACE|COMMENT\s+ON)\s+(FUNCTION|VIEW)\b", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,17 @@ class Schema:
 
     files: tuple[tuple[Path, str], ...]
     checksum: str
+
+    @property
+    def replaceable(self) -> tuple[tuple[Path, str], ...]:
+        """The statements that define functions and views, or comment on them, in order,
+        each with its file: what an adopted pre-release database runs again."""
+        return tuple(
+            (path, statement)
+            for path, text in self.files
+            for statement in split_statements(text)
+            if _REPLACEABLE.match(statement)
+        )
 
 
 @dataclass(frozen=True)
@@ -175,8 +197,8 @@ def check_pre_release(applied: Mapping[str, asyncpg.Record], tree: SqlTree) -> N
             f"pre-release migrations up to {max(applied)} but not {_spans(missing)}, so it is "
             f"neither the schema kubeinv creates nor one it can upgrade. Either run `kubeinv "
             f"migrate` with the development version that has sql/{last}_*.sql (the last "
-            "commit before sql/schema.sql; the files are also kept in "
-            "tests/fixtures/pre_release_migrations/) and then this one, or drop the database "
+            "commit before sql/schema.sql; the files are also kept in the archive "
+            "tests/fixtures/pre_release_migrations.tar.gz) and then this one, or drop the database "
             "and let this kubeinv create it anew (its history is lost)"
         )
     if edited:
@@ -197,10 +219,14 @@ async def _record(conn: Connection, queries: Mapping[str, str], *row: object) ->
     await conn.execute(queries["record_migration"], *row)
 
 
-async def _apply_schema(conn: Connection, tree: SqlTree, queries: Mapping[str, str]) -> None:
+async def _apply_schema(
+    conn: Connection, tree: SqlTree, queries: Mapping[str, str], *, adopt: bool
+) -> None:
+    """Create the schema in an empty database, or (``adopt``) run its replaceable statements
+    again in a pre-release one; either way grant the reader role and record version 0100."""
     started = time.perf_counter()
     async with conn.transaction():
-        for path, text in tree.schema.files:
+        for path, text in tree.schema.replaceable if adopt else tree.schema.files:
             try:
                 await conn.execute(text)
             except asyncpg.PostgresError as exc:
@@ -210,6 +236,8 @@ async def _apply_schema(conn: Connection, tree: SqlTree, queries: Mapping[str, s
         await _grant_reader(conn, queries)
         elapsed = int((time.perf_counter() - started) * 1000)
         await _record(conn, queries, SCHEMA_VERSION, SCHEMA_NAME, tree.schema.checksum, elapsed)
+        if adopt:
+            return  # the migrations after the schema are applied next, one by one
         # The schema files already hold what every migration does.
         for migration in tree.migrations:
             await _record(conn, queries, migration.version, migration.name, migration.checksum, 0)
@@ -261,7 +289,7 @@ async def apply_migrations(
         rows = await conn.fetch(queries["applied_migrations"])
         applied = {row["version"]: row for row in rows}
         if not applied:
-            await _apply_schema(conn, tree, queries)
+            await _apply_schema(conn, tree, queries, adopt=False)
             return tree.versions
         done: list[str] = []
         if SCHEMA_VERSION not in applied:
@@ -269,8 +297,9 @@ async def apply_migrations(
             if unknown:
                 _check_applied({v: applied[v] for v in unknown}, tree)
             check_pre_release(applied, tree)
-            # Adopted: the pre-release migrations built exactly the schema (test_schema.py).
-            await _record(conn, queries, SCHEMA_VERSION, SCHEMA_NAME, tree.schema.checksum, 0)
+            # Adopted: the pre-release migrations built the schema's tables, indexes, triggers
+            # and data; its functions, views and their comments are refreshed (test_schema.py).
+            await _apply_schema(conn, tree, queries, adopt=True)
             done.append(SCHEMA_VERSION)
         _check_applied(applied, tree)
         for migration in tree.migrations:

@@ -1,8 +1,9 @@
 """sql/schema.sql against the pre-release migrations, on real PostgreSQL (procrastinate's test).
 
 A database created from the schema must equal one created by the pre-release migrations
-(tests/fixtures/pre_release_migrations/, applied the way the old runner applied them) and then
-brought up by the runner (adopted, plus every migration of sql/migrations/). "Equal" is a
+(tests/fixtures/pre_release_migrations.tar.gz, applied the way the old runner applied them) and
+then brought up by the runner (adopted: the schema's functions, views and their comments run
+again; plus every migration of sql/migrations/). "Equal" is a
 catalog dump of schema ``inventory``: relations, columns, constraints, indexes, views,
 functions, triggers, comments, privileges, and the reference data.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import tarfile
 from pathlib import Path
 
 import asyncpg
@@ -26,7 +28,9 @@ from collector.store.migrating import (
 )
 from collector.store.queries import load_queries, sql_dir
 
-PRE_RELEASE_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "pre_release_migrations"
+PRE_RELEASE_ARCHIVE = (
+    Path(__file__).resolve().parents[1] / "fixtures" / "pre_release_migrations.tar.gz"
+)
 REFERENCE_TABLES = ("reference_source", "kubernetes_release", "kubernetes_api_removal")
 _LINE_COMMENT = re.compile(r"--[^\n]*")
 
@@ -104,6 +108,18 @@ async def catalog(dsn: str) -> dict[str, list[tuple[object, ...]]]:
     return dump
 
 
+def pre_release_files() -> dict[str, tuple[str, bytes]]:
+    """The pre-release migrations kept in the archive: ``{version: (name, content)}``."""
+    files: dict[str, tuple[str, bytes]] = {}
+    with tarfile.open(PRE_RELEASE_ARCHIVE, "r:gz") as archive:
+        for member in archive.getmembers():
+            content = archive.extractfile(member)
+            assert member.isfile() and content is not None, member.name
+            version, name = member.name.removesuffix(".sql").split("_", 1)
+            files[version] = (name, content.read())
+    return dict(sorted(files.items()))
+
+
 async def build_pre_release(
     dsn: str, *, up_to: str | None = None, after: str | None = None
 ) -> list[str]:
@@ -115,18 +131,16 @@ async def build_pre_release(
     versions: list[str] = []
     try:
         await conn.execute(queries["create_migration_table"])
-        for path in sorted(PRE_RELEASE_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql")):
-            version, name = path.stem.split("_", 1)
+        for version, (name, raw) in pre_release_files().items():
             if up_to is not None and version > up_to:
                 break
             if after is not None and version <= after:
                 continue
-            raw = path.read_bytes()
             async with conn.transaction():
                 await conn.execute(raw.decode())
                 if await conn.fetchval(queries["has_grant_inventory_reader"]):
                     await conn.execute(queries["grant_inventory_reader"])
-                # The checksum of the file as released (see the folder's README).
+                # The checksum of the file as released (see pre_release_migrations.md).
                 await conn.execute(
                     queries["record_migration"], version, name, released[version][1], 0
                 )
@@ -176,6 +190,48 @@ async def test_the_schema_equals_the_pre_release_migrations(pg_dsn: str, pg_empt
     assert (await catalog(pg_empty_dsn))["functions"] != from_schema["functions"]
 
 
+async def test_adoption_gives_back_the_schema_s_functions_and_views(
+    pg_dsn: str, pg_empty_dsn: str
+) -> None:
+    """An adopted database runs the schema's replaceable definitions again: a body changed by
+    hand (or reworded in the schema since the pre-release migrations) becomes the schema's."""
+    await build_pre_release(pg_empty_dsn)
+    conn = await asyncpg.connect(pg_empty_dsn)
+    try:
+        await conn.execute(
+            "CREATE OR REPLACE FUNCTION inventory.analytics_now() RETURNS timestamptz "
+            "LANGUAGE sql STABLE AS $$ SELECT timestamptz '2000-01-01' $$"
+        )
+        await conn.execute("COMMENT ON VIEW inventory.node_current IS 'edited by hand'")
+    finally:
+        await conn.close()
+    edited = await catalog(pg_empty_dsn)
+    from_schema = await catalog(pg_dsn)
+    assert edited["functions"] != from_schema["functions"]
+    assert edited["comments"] != from_schema["comments"]
+    await _migrate(pg_empty_dsn)
+    adopted = await catalog(pg_empty_dsn)
+    assert adopted["functions"] == from_schema["functions"]
+    assert adopted["comments"] == from_schema["comments"]
+    assert adopted["views"] == from_schema["views"]
+
+
+def test_adoption_runs_only_the_replaceable_statements() -> None:
+    schema = load_schema()
+    heads = [
+        re.match(r"(CREATE OR REPLACE|COMMENT ON) (FUNCTION|VIEW) ", " ".join(s.split()))
+        for _, s in schema.replaceable
+    ]
+    assert all(heads)
+    assert {h.groups() for h in heads if h} == {
+        (verb, kind)
+        for verb in ("CREATE OR REPLACE", "COMMENT ON")
+        for kind in ("FUNCTION", "VIEW")
+    }
+    defined = sum(len(_OR_REPLACE.findall(text)) for _, text in schema.files)
+    assert sum(1 for h in heads if h and h[1] == "CREATE OR REPLACE") == defined > 30
+
+
 async def test_a_partial_pre_release_database_is_refused_untouched(pg_empty_dsn: str) -> None:
     await build_pre_release(pg_empty_dsn, up_to="0017")
     before = await catalog(pg_empty_dsn)
@@ -199,14 +255,12 @@ async def test_an_edited_pre_release_migration_is_refused(pg_empty_dsn: str) -> 
 
 
 def test_the_pre_release_manifest_names_the_kept_files() -> None:
-    """Same versions and names; the same bytes but for the two files whose header comments lost
-    a citation of a document outside the repository (see the fixtures' README)."""
+    """Same versions and names; the same bytes (sha256 of each member of the archive) but for
+    the two files whose header comments lost a citation of a document outside the repository
+    (see tests/fixtures/pre_release_migrations.md)."""
     kept = {
-        p.stem.split("_", 1)[0]: (
-            p.stem.split("_", 1)[1],
-            hashlib.sha256(p.read_bytes()).hexdigest(),
-        )
-        for p in PRE_RELEASE_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql")
+        version: (name, hashlib.sha256(raw).hexdigest())
+        for version, (name, raw) in pre_release_files().items()
     }
     released = load_pre_release()
     assert {v: n for v, (n, _) in kept.items()} == {v: n for v, (n, _) in released.items()}
@@ -214,11 +268,22 @@ def test_the_pre_release_manifest_names_the_kept_files() -> None:
     assert differ == ["0011", "0020"]
 
 
+def test_the_pre_release_archive_is_deterministic() -> None:
+    raw = PRE_RELEASE_ARCHIVE.read_bytes()
+    assert raw[4:8] == b"\0\0\0\0", "gzip header mtime"
+    with tarfile.open(PRE_RELEASE_ARCHIVE, "r:gz") as archive:
+        members = archive.getmembers()
+    assert [m.name for m in members] == sorted(m.name for m in members)
+    assert {(m.mtime, m.uid, m.gid, m.mode) for m in members} == {(0, 0, 0, 0o644)}
+
+
 _CREATE = re.compile(
-    r"^\s*CREATE\s+(?:UNIQUE\s+)?(TABLE|VIEW|MATERIALIZED VIEW|FUNCTION|INDEX|TRIGGER|SCHEMA|"
-    r"SEQUENCE|TYPE|ROLE)\s+(?:IF NOT EXISTS\s+)?([\w.]+)",
+    r"^\s*CREATE\s+(?:UNIQUE\s+|OR\s+REPLACE\s+)?(TABLE|VIEW|MATERIALIZED VIEW|FUNCTION|INDEX|"
+    r"TRIGGER|SCHEMA|SEQUENCE|TYPE|ROLE)\s+(?:IF NOT EXISTS\s+)?([\w.]+)",
     re.MULTILINE | re.IGNORECASE,
 )
+# What an adopted database runs again must be written so: functions and views, nothing else.
+_OR_REPLACE = re.compile(r"^\s*CREATE\s+OR\s+REPLACE\s+(\w+)", re.MULTILINE | re.IGNORECASE)
 
 
 def test_each_schema_object_is_defined_once_and_every_file_is_listed() -> None:
@@ -230,11 +295,12 @@ def test_each_schema_object_is_defined_once_and_every_file_is_listed() -> None:
     where: dict[tuple[str, str], list[str]] = {}
     for path, text in schema.files:
         assert not re.search(
-            r"\bCREATE\s+OR\s+REPLACE\b|^\s*DROP\b|^\s*ALTER\s+(TABLE|INDEX|"
-            r"FUNCTION|VIEW)\b",
+            r"^\s*DROP\b|^\s*ALTER\s+(TABLE|INDEX|FUNCTION|VIEW)\b",
             text,
             re.IGNORECASE | re.MULTILINE,
         ), path
+        assert {k.upper() for k in _OR_REPLACE.findall(text)} <= {"FUNCTION", "VIEW"}, path
+        assert not re.search(r"^\s*CREATE\s+(FUNCTION|VIEW)\b", text, re.I | re.M), path
         for kind, name in _CREATE.findall(text):
             where.setdefault((kind.upper(), name.lower()), []).append(path.name)
     twice = {key: files for key, files in where.items() if len(files) > 1}

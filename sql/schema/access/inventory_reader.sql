@@ -20,7 +20,7 @@
 -- after the schema and after every migration, so a new view, table or function is readable at
 -- once; tests/security checks that every view stays readable.
 
-CREATE FUNCTION inventory.grant_inventory_reader() RETURNS boolean
+CREATE OR REPLACE FUNCTION inventory.grant_inventory_reader() RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$

@@ -17,13 +17,13 @@
 -- (SET kubeinv.now = '2026-01-31 12:00+00'), which evaluates the reports as if that were the
 -- current time: what-if questions ("what will be end-of-life on March 1st?") and exact tests.
 
-CREATE FUNCTION inventory.analytics_now() RETURNS timestamptz
+CREATE OR REPLACE FUNCTION inventory.analytics_now() RETURNS timestamptz
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$ SELECT coalesce(nullif(current_setting('kubeinv.now', true), '')::timestamptz, now()) $$;
 COMMENT ON FUNCTION inventory.analytics_now() IS
     'The current time for the analytics views: now(), or the session setting kubeinv.now.';
 
-CREATE FUNCTION inventory.analytics_today() RETURNS date
+CREATE OR REPLACE FUNCTION inventory.analytics_today() RETURNS date
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$ SELECT (inventory.analytics_now() AT TIME ZONE 'UTC')::date $$;
 COMMENT ON FUNCTION inventory.analytics_today() IS 'The current UTC date (see analytics_now).';

@@ -1,4 +1,4 @@
-CREATE VIEW inventory.api_removal_readiness AS
+CREATE OR REPLACE VIEW inventory.api_removal_readiness AS
 WITH group_version_removal AS (
     -- A group/version stops being served entirely with its last listed removal: a served
     -- resource of that group/version the guide does not list goes with it.

@@ -1,4 +1,4 @@
-CREATE FUNCTION inventory.api_resource_diff(cluster_a text, cluster_b text,
+CREATE OR REPLACE FUNCTION inventory.api_resource_diff(cluster_a text, cluster_b text,
                                             at timestamptz DEFAULT NULL)
 RETURNS TABLE (api_group text, api_version text, resource text, only_in text)
 LANGUAGE plpgsql STABLE

@@ -1,4 +1,4 @@
-CREATE FUNCTION inventory.api_resource_name(api_group text, api_version text, resource text)
+CREATE OR REPLACE FUNCTION inventory.api_resource_name(api_group text, api_version text, resource text)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT CASE WHEN api_group = '' THEN api_version

@@ -1,4 +1,4 @@
-CREATE FUNCTION inventory.capacity_daily(from_day date, to_day date)
+CREATE OR REPLACE FUNCTION inventory.capacity_daily(from_day date, to_day date)
 RETURNS TABLE (day date, cluster_id text, nodes bigint, cpu_capacity_millicores bigint,
                memory_capacity_bytes bigint, gpu_capacity bigint)
 LANGUAGE sql STABLE

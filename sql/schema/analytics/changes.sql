@@ -17,7 +17,7 @@
 --   raised for this function only: 77,600 changes with their details are ~100 MB). No JIT:
 --   compiling costs seconds for a query that runs in a fraction of that.
 
-CREATE FUNCTION inventory.changes(since timestamptz)
+CREATE OR REPLACE FUNCTION inventory.changes(since timestamptz)
 RETURNS TABLE (cluster_id text, at timestamptz, kind text, subject text, detail jsonb)
 LANGUAGE plpgsql STABLE
 SET jit = off
@@ -50,46 +50,34 @@ BEGIN
         SELECT r.cluster_id, r.returned_at AS at FROM retirement r
         WHERE r.returned_at >= since
     ),
-    cluster_retired AS (
-        SELECT r.cluster_id, r.retired_at AS at, 'cluster-retired'::text AS kind,
+    -- A retirement or a return, with what the cluster held then: the versions the retirement
+    -- closed (valid_to = at), or those the return opened (valid_from = at).
+    cluster_retired_or_returned AS (
+        SELECT r.cluster_id, e.at, e.kind,
                coalesce(c.context_names[1], c.server_url, c.cluster_id) AS subject,
-               jsonb_build_object(
-                   'retired_by', r.retired_by,
-                   'last_reached_at', r.last_reached_at,
+               e.detail || jsonb_build_object(
                    'context_names', to_jsonb(c.context_names),
                    'git_version', (SELECT v.git_version FROM inventory.cluster_version_history v
                                    WHERE v.cluster_id = r.cluster_id
-                                     AND v.valid_to = r.retired_at LIMIT 1),
-                   'nodes', (SELECT count(*) FROM inventory.node_history n
-                             WHERE n.cluster_id = r.cluster_id AND n.valid_to = r.retired_at),
-                   'api_resources', (SELECT count(*) FROM inventory.api_resource_history a
-                                     WHERE a.cluster_id = r.cluster_id
-                                       AND a.valid_to = r.retired_at)
-               ) AS detail
-        FROM retirement r
-        JOIN inventory.cluster c ON c.cluster_id = r.cluster_id
-        WHERE r.retired_at >= since AND r.retired_at <= now_ts
-    ),
-    cluster_returned AS (
-        SELECT r.cluster_id, r.returned_at AS at, 'cluster-returned'::text AS kind,
-               coalesce(c.context_names[1], c.server_url, c.cluster_id) AS subject,
-               jsonb_build_object(
-                   'retired_at', r.retired_at,
-                   'retired_by', r.retired_by,
-                   'context_names', to_jsonb(c.context_names),
-                   'git_version', (SELECT v.git_version FROM inventory.cluster_version_history v
-                                   WHERE v.cluster_id = r.cluster_id
-                                     AND v.valid_from = r.returned_at LIMIT 1),
+                                     AND (v.valid_to = e.closed OR v.valid_from = e.opened)
+                                   LIMIT 1),
                    'nodes', (SELECT count(*) FROM inventory.node_history n
                              WHERE n.cluster_id = r.cluster_id
-                               AND n.valid_from = r.returned_at),
+                               AND (n.valid_to = e.closed OR n.valid_from = e.opened)),
                    'api_resources', (SELECT count(*) FROM inventory.api_resource_history a
                                      WHERE a.cluster_id = r.cluster_id
-                                       AND a.valid_from = r.returned_at)
+                                       AND (a.valid_to = e.closed OR a.valid_from = e.opened))
                ) AS detail
         FROM retirement r
         JOIN inventory.cluster c ON c.cluster_id = r.cluster_id
-        WHERE r.returned_at >= since AND r.returned_at <= now_ts
+        CROSS JOIN LATERAL (VALUES
+            ('cluster-retired'::text, r.retired_at, r.retired_at, NULL::timestamptz,
+             jsonb_build_object('retired_by', r.retired_by,
+                                'last_reached_at', r.last_reached_at)),
+            ('cluster-returned', r.returned_at, NULL, r.returned_at,
+             jsonb_build_object('retired_at', r.retired_at, 'retired_by', r.retired_by))
+        ) AS e (kind, at, closed, opened, detail)
+        WHERE e.at >= since AND e.at <= now_ts
     ),
     cluster_added AS (
         SELECT f.cluster_id, f.first_at AS at, 'cluster-added'::text AS kind,
@@ -114,25 +102,18 @@ BEGIN
     version_changed AS (
         SELECT v.cluster_id, v.valid_from AS at, 'version'::text AS kind,
                v.git_version AS subject,
-               '{}'::jsonb
-               || CASE WHEN p.git_version IS DISTINCT FROM v.git_version
-                  THEN jsonb_build_object('git_version', jsonb_build_object(
-                       'old', p.git_version, 'new', v.git_version)) ELSE '{}' END
-               || CASE WHEN p.minor_version IS DISTINCT FROM v.minor_version
-                  THEN jsonb_build_object('minor_version', jsonb_build_object(
-                       'old', p.minor_version, 'new', v.minor_version)) ELSE '{}' END
-               || CASE WHEN p.platform IS DISTINCT FROM v.platform
-                  THEN jsonb_build_object('platform', jsonb_build_object(
-                       'old', p.platform, 'new', v.platform)) ELSE '{}' END
-               || CASE WHEN p.git_commit IS DISTINCT FROM v.git_commit
-                  THEN jsonb_build_object('git_commit', jsonb_build_object(
-                       'old', p.git_commit, 'new', v.git_commit)) ELSE '{}' END
-               || CASE WHEN p.build_date IS DISTINCT FROM v.build_date
-                  THEN jsonb_build_object('build_date', jsonb_build_object(
-                       'old', p.build_date, 'new', v.build_date)) ELSE '{}' END
-               || CASE WHEN p.go_version IS DISTINCT FROM v.go_version
-                  THEN jsonb_build_object('go_version', jsonb_build_object(
-                       'old', p.go_version, 'new', v.go_version)) ELSE '{}' END
+               -- each field that differs from the previous version: {"old", "new"}
+               (SELECT coalesce(jsonb_object_agg(f.field, jsonb_build_object('old', f.old,
+                                                                            'new', f.new)),
+                                '{}')
+                FROM (VALUES ('git_version',   to_jsonb(p.git_version),   to_jsonb(v.git_version)),
+                             ('minor_version', to_jsonb(p.minor_version), to_jsonb(v.minor_version)),
+                             ('platform',      to_jsonb(p.platform),      to_jsonb(v.platform)),
+                             ('git_commit',    to_jsonb(p.git_commit),    to_jsonb(v.git_commit)),
+                             ('build_date',    to_jsonb(p.build_date),    to_jsonb(v.build_date)),
+                             ('go_version',    to_jsonb(p.go_version),    to_jsonb(v.go_version))
+                     ) AS f (field, old, new)
+                WHERE f.old IS DISTINCT FROM f.new)
                AS detail
         FROM inventory.cluster_version_history v
         JOIN LATERAL (
@@ -231,14 +212,13 @@ BEGIN
     )
     SELECT x.cluster_id, x.at, x.kind, x.subject, x.detail FROM (
         SELECT * FROM cluster_added
-        UNION ALL SELECT * FROM cluster_returned
+        UNION ALL SELECT * FROM cluster_retired_or_returned
         UNION ALL SELECT * FROM version_changed
         UNION ALL SELECT * FROM node_added
         UNION ALL SELECT * FROM node_changed
         UNION ALL SELECT * FROM node_removed
         UNION ALL SELECT * FROM api_added
         UNION ALL SELECT * FROM api_removed
-        UNION ALL SELECT * FROM cluster_retired
     ) x
     WHERE x.at <= inventory.analytics_now()
     ORDER BY x.at, x.cluster_id,

@@ -7,7 +7,7 @@
 -- Rows current at the end of some day of the window: still open (valid_to IS NULL), or closed
 -- at or after the window's first day ends (or after now, for a pretend now). Two branches so
 -- that each is one index-only range scan.
-CREATE FUNCTION inventory.cluster_minor_daily(from_day date, to_day date)
+CREATE OR REPLACE FUNCTION inventory.cluster_minor_daily(from_day date, to_day date)
 RETURNS TABLE (day date, cluster_id text, minor_version int)
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$

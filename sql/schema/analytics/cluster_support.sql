@@ -1,4 +1,4 @@
-CREATE VIEW inventory.cluster_support AS
+CREATE OR REPLACE VIEW inventory.cluster_support AS
 SELECT c.cluster_id,
        v.git_version,
        v.minor_version,

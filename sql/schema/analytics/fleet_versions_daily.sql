@@ -1,4 +1,4 @@
-CREATE FUNCTION inventory.fleet_versions_daily(from_day date, to_day date)
+CREATE OR REPLACE FUNCTION inventory.fleet_versions_daily(from_day date, to_day date)
 RETURNS TABLE (day date, minor_version int, clusters bigint, nodes bigint)
 LANGUAGE sql STABLE
 SET jit = off

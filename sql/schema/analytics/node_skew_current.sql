@@ -2,7 +2,7 @@
 -- repeated in every expression and sort key that uses them), and reads the current nodes from
 -- node_history_current_idx, index-only.
 
-CREATE VIEW inventory.node_skew_current AS
+CREATE OR REPLACE VIEW inventory.node_skew_current AS
 SELECT n.cluster_id,
        n.name                                     AS node_name,
        n.kubelet_version,

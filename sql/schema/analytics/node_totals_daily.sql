@@ -5,7 +5,7 @@
 -- holds for a pretend now too (SET kubeinv.now): events after now never reach a day before
 -- now's date. A sum over no GPU is 0 rather than NULL; callers coalesce it to 0 either way.
 -- SECURITY DEFINER: node_daily_delta is bookkeeping, read here as its owner.
-CREATE FUNCTION inventory.node_totals_daily(from_day date, to_day date)
+CREATE OR REPLACE FUNCTION inventory.node_totals_daily(from_day date, to_day date)
 RETURNS TABLE (day date, cluster_id text, nodes bigint, cpu_capacity_millicores numeric,
                memory_capacity_bytes numeric, gpu_capacity numeric)
 LANGUAGE plpgsql STABLE SECURITY DEFINER

@@ -1,6 +1,6 @@
 -- A cluster named by its cluster_id, or by a context name: one that reached it in its latest
 -- run, else one that reached it in any earlier run. Errors name the problem.
-CREATE FUNCTION inventory.resolve_cluster(name text) RETURNS text
+CREATE OR REPLACE FUNCTION inventory.resolve_cluster(name text) RETURNS text
 LANGUAGE plpgsql STABLE
 AS $$
 DECLARE

@@ -43,7 +43,7 @@ COMMENT ON TABLE inventory.node_change IS
 -- Index probes, one instant at a time (a store writes at one instant; a generic plan for
 -- `= ANY (array)` reads the whole table): false for a first store, new nodes, and a close
 -- before its successors are inserted.
-CREATE FUNCTION inventory.node_change_touches(ts timestamptz[], cs text[])
+CREATE OR REPLACE FUNCTION inventory.node_change_touches(ts timestamptz[], cs text[])
 RETURNS boolean
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -71,7 +71,7 @@ $$;
 -- store) has none, and a nested loop of index probes on valid_to = t (one instant shared by all
 -- the versions a store closed) is quadratic. No JIT in these functions: compiling costs more
 -- than a store's statement (measured: 1.4 s for one close).
-CREATE FUNCTION inventory.node_change_refresh(cids text[], uids text[], ats timestamptz[])
+CREATE OR REPLACE FUNCTION inventory.node_change_refresh(cids text[], uids text[], ats timestamptz[])
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -207,69 +207,54 @@ $$;
 COMMENT ON FUNCTION inventory.node_change_refresh(text[], text[], timestamptz[]) IS
     'Recomputes inventory.node_change at the given (cluster_id, node_uid, at) keys.';
 
--- The keys a statement touched: each written or removed version's valid_from (it may be an n)
--- and valid_to (it may be a p). A transition table exists only for its own event, hence one
--- function per event.
-CREATE FUNCTION inventory.node_change_after_insert() RETURNS trigger
+-- The keys a statement that inserted or deleted the versions (cids[i], uids[i], froms[i],
+-- tos[i]) touched: each version's valid_from (it may be an n) and valid_to (it may be a p).
+-- Their clusters and instants (usually one of each) first: most statements touch no pair.
+CREATE OR REPLACE FUNCTION inventory.node_change_refresh_versions(
+    cids text[], uids text[], froms timestamptz[], tos timestamptz[])
+RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
-DECLARE
-    ts timestamptz[];
-    cs text[];
-    cids text[];
-    uids text[];
-    ats timestamptz[];
 BEGIN
-    -- one pass over the rows: their clusters and instants (usually one of each)
-    WITH g AS MATERIALIZED (
-        SELECT r.cluster_id, r.valid_from, r.valid_to FROM new_rows r GROUP BY 1, 2, 3
-    )
-    SELECT ARRAY(SELECT g.valid_from FROM g UNION SELECT g.valid_to FROM g
-                 WHERE g.valid_to IS NOT NULL),
-           ARRAY(SELECT DISTINCT g.cluster_id FROM g)
-    INTO ts, cs;
-    IF NOT inventory.node_change_touches(ts, cs) THEN
-        RETURN NULL;
+    IF inventory.node_change_touches(ARRAY(SELECT unnest(froms) UNION SELECT unnest(tos)),
+                                     ARRAY(SELECT DISTINCT unnest(cids))) THEN
+        PERFORM inventory.node_change_refresh(array_agg(k.cluster_id), array_agg(k.node_uid),
+                                              array_agg(t.at))
+        FROM unnest(cids, uids, froms, tos) AS k(cluster_id, node_uid, valid_from, valid_to)
+        CROSS JOIN LATERAL (VALUES (k.valid_from), (k.valid_to)) t(at)
+        WHERE t.at IS NOT NULL;
     END IF;
-    SELECT array_agg(r.cluster_id), array_agg(r.node_uid), array_agg(t.at)
-    INTO cids, uids, ats
-    FROM new_rows r CROSS JOIN LATERAL (VALUES (r.valid_from), (r.valid_to)) t(at)
-    WHERE t.at IS NOT NULL;
-    PERFORM inventory.node_change_refresh(cids, uids, ats);
+END
+$$;
+COMMENT ON FUNCTION inventory.node_change_refresh_versions(text[], text[], timestamptz[], timestamptz[]) IS
+    'Recomputes inventory.node_change at the keys of the given versions (inserted or deleted).';
+
+-- A transition table exists only for its own event, hence one trigger function per event, each
+-- passing its rows' keys on.
+CREATE OR REPLACE FUNCTION inventory.node_change_after_insert() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+BEGIN
+    PERFORM inventory.node_change_refresh_versions(array_agg(r.cluster_id),
+        array_agg(r.node_uid), array_agg(r.valid_from), array_agg(r.valid_to))
+    FROM new_rows r;
     RETURN NULL;
 END
 $$;
 
-CREATE FUNCTION inventory.node_change_after_delete() RETURNS trigger
+CREATE OR REPLACE FUNCTION inventory.node_change_after_delete() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
-DECLARE
-    ts timestamptz[];
-    cs text[];
-    cids text[];
-    uids text[];
-    ats timestamptz[];
 BEGIN
-    -- one pass over the rows: their clusters and instants (usually one of each)
-    WITH g AS MATERIALIZED (
-        SELECT r.cluster_id, r.valid_from, r.valid_to FROM old_rows r GROUP BY 1, 2, 3
-    )
-    SELECT ARRAY(SELECT g.valid_from FROM g UNION SELECT g.valid_to FROM g
-                 WHERE g.valid_to IS NOT NULL),
-           ARRAY(SELECT DISTINCT g.cluster_id FROM g)
-    INTO ts, cs;
-    IF NOT inventory.node_change_touches(ts, cs) THEN
-        RETURN NULL;
-    END IF;
-    SELECT array_agg(r.cluster_id), array_agg(r.node_uid), array_agg(t.at)
-    INTO cids, uids, ats
-    FROM old_rows r CROSS JOIN LATERAL (VALUES (r.valid_from), (r.valid_to)) t(at)
-    WHERE t.at IS NOT NULL;
-    PERFORM inventory.node_change_refresh(cids, uids, ats);
+    PERFORM inventory.node_change_refresh_versions(array_agg(r.cluster_id),
+        array_agg(r.node_uid), array_agg(r.valid_from), array_agg(r.valid_to))
+    FROM old_rows r;
     RETURN NULL;
 END
 $$;
@@ -277,7 +262,7 @@ $$;
 -- An UPDATE: a version whose key and fields are unchanged (the store's close: only valid_to
 -- moves) keeps its pair with its predecessor; only its old and new valid_to are touched.
 -- Every other old or new row touches both of its instants.
-CREATE FUNCTION inventory.node_change_after_update() RETURNS trigger
+CREATE OR REPLACE FUNCTION inventory.node_change_after_update() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET jit = off
@@ -333,7 +318,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION inventory.node_change_after_truncate() RETURNS trigger
+CREATE OR REPLACE FUNCTION inventory.node_change_after_truncate() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET jit = off

@@ -27,7 +27,7 @@ COMMENT ON TABLE inventory.node_daily_delta IS
     'Bookkeeping for the daily series: per cluster and UTC day, the sum of node history events '
     '(+1/+capacity on valid_from''s day, -1/-capacity on valid_to''s day). Kept by triggers on '
     'node_history; read through inventory.node_totals_daily.';
-CREATE FUNCTION inventory.node_daily_delta_apply() RETURNS trigger
+CREATE OR REPLACE FUNCTION inventory.node_daily_delta_apply() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$

@@ -58,7 +58,7 @@ COMMENT ON TABLE inventory.cluster_retirement IS
 -- Retire one cluster at `at` (the caller holds the cluster's lock: sql/queries/store.sql
 -- lock_cluster). Closes every open version of the cluster; returns false when it was retired
 -- already. One call is one cluster; the caller's transaction makes it atomic.
-CREATE FUNCTION inventory.retire_cluster(cid text, at timestamptz, why text,
+CREATE OR REPLACE FUNCTION inventory.retire_cluster(cid text, at timestamptz, why text,
                                          by_run bigint DEFAULT NULL)
 RETURNS boolean
 LANGUAGE plpgsql

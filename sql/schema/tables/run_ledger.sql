@@ -46,13 +46,13 @@ CREATE INDEX cluster_collection_target_idx
     ON inventory.cluster_collection (kubeconfig_path, context_name, run_id);
 
 
-CREATE FUNCTION inventory.run_lock_key(run_id bigint) RETURNS bigint
+CREATE OR REPLACE FUNCTION inventory.run_lock_key(run_id bigint) RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT (x'6B72756E'::bigint << 32) | (run_id & x'FFFFFFFF'::bigint) $$;
 COMMENT ON FUNCTION inventory.run_lock_key(bigint) IS
     'The session advisory lock a collection run holds while its collector is alive.';
 
-CREATE FUNCTION inventory.run_is_live(run_id bigint) RETURNS boolean
+CREATE OR REPLACE FUNCTION inventory.run_is_live(run_id bigint) RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     SELECT EXISTS (

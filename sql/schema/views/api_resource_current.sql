@@ -1,6 +1,6 @@
 -- API resources served now, and as they were served at any instant (the same columns).
 
-CREATE VIEW inventory.api_resource_current AS
+CREATE OR REPLACE VIEW inventory.api_resource_current AS
 SELECT cluster_id, api_group, api_version, resource, kind, namespaced,
        verbs, short_names, categories, preferred, singular_name
 FROM inventory.api_resource_history h
@@ -11,7 +11,7 @@ COMMENT ON VIEW inventory.api_resource_current IS
     'API resources served now by clusters that are not retired, every served version; '
     'preferred marks the preferred version.';
 
-CREATE FUNCTION inventory.api_resource_as_of(ts timestamptz)
+CREATE OR REPLACE FUNCTION inventory.api_resource_as_of(ts timestamptz)
 RETURNS SETOF inventory.api_resource_current
 LANGUAGE sql STABLE
 AS $$

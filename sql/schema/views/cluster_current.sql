@@ -3,7 +3,7 @@
 -- retired cluster anyway; the views also say so, for a cluster whose rows another writer left
 -- open.
 
-CREATE VIEW inventory.cluster_current AS
+CREATE OR REPLACE VIEW inventory.cluster_current AS
 SELECT c.cluster_id, c.context_names, c.server_url,
        v.git_version, v.minor_version, v.platform,
        c.provider,

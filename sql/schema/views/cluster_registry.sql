@@ -1,6 +1,6 @@
 -- Every cluster ever seen, retired ones included, with its state.
 
-CREATE VIEW inventory.cluster_registry AS
+CREATE OR REPLACE VIEW inventory.cluster_registry AS
 SELECT c.cluster_id,
        c.context_names,
        c.first_seen_at,

@@ -1,6 +1,6 @@
 -- The services of each cluster that is not retired, as last collected.
 
-CREATE VIEW inventory.cluster_service_current AS
+CREATE OR REPLACE VIEW inventory.cluster_service_current AS
 SELECT cluster_id, namespace, name, proxy_url
 FROM inventory.cluster_service_history h
 WHERE valid_to IS NULL

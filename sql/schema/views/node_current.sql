@@ -1,7 +1,7 @@
 -- Current nodes (of clusters that are not retired), and nodes as they were at any instant
 -- (the same columns).
 
-CREATE VIEW inventory.node_current AS
+CREATE OR REPLACE VIEW inventory.node_current AS
 SELECT cluster_id, node_uid, name, created_at,
        roles, ready, unschedulable,
        kubelet_version, container_runtime_version, os_image, kernel_version,
@@ -18,7 +18,7 @@ WHERE valid_to IS NULL
 COMMENT ON VIEW inventory.node_current IS
     'Current nodes of every cluster that is not retired (last known state).';
 
-CREATE FUNCTION inventory.node_as_of(ts timestamptz)
+CREATE OR REPLACE FUNCTION inventory.node_as_of(ts timestamptz)
 RETURNS SETOF inventory.node_current
 LANGUAGE sql STABLE
 AS $$

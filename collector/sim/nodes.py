@@ -830,31 +830,28 @@ def table_cells(obj: Json) -> list[str]:
     ]
 
 
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
+
+# HumanDuration's thresholds: below each bound (in seconds) an age is written in the first unit,
+# followed by what remains in the second unit unless that is zero; from 8 years on, in years.
+_HUMAN_STEPS = (
+    (2 * 60, "s", ""),
+    (10 * 60, "m", "s"),
+    (3 * 3600, "m", ""),
+    (8 * 3600, "h", "m"),
+    (2 * 86400, "h", ""),
+    (8 * 86400, "d", "h"),
+    (2 * 365 * 86400, "d", ""),
+    (8 * 365 * 86400, "y", "d"),
+)
+
+
 def human_duration(seconds: float) -> str:
     """k8s.io/apimachinery/pkg/util/duration.HumanDuration."""
     s = int(seconds)
     if s < 0:
         return "<invalid>"
-    if s < 120:
-        return f"{s}s"
-    minutes = s // 60
-    if minutes < 10:
-        rem = s % 60
-        return f"{minutes}m{rem}s" if rem else f"{minutes}m"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = s // 3600
-    if hours < 8:
-        rem = minutes % 60
-        return f"{hours}h{rem}m" if rem else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 192:
-        rem = hours % 24
-        return f"{hours // 24}d{rem}h" if rem else f"{hours // 24}d"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        days = hours // 24 % 365
-        return f"{hours // 24 // 365}y{days}d" if days else f"{hours // 24 // 365}y"
-    return f"{hours // 24 // 365}y"
+    unit, rest = next(((u, r) for bound, u, r in _HUMAN_STEPS if s < bound), ("y", ""))
+    text = f"{s // _UNIT_SECONDS[unit]}{unit}"
+    remainder = s % _UNIT_SECONDS[unit] // _UNIT_SECONDS[rest] if rest else 0
+    return f"{text}{remainder}{rest}" if remainder else text

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -239,207 +240,262 @@ def kubelet_version(flavour: str, minor: int, patch: int) -> str:
     return f"v1.{minor}.{patch}"
 
 
-def make_node(ctx: NodeContext, index: int, *, total: int) -> SimNode:
-    """The index-th node of a cluster; the same inputs always give the same node."""
-    rng = random.Random(f"{ctx.seed}/{ctx.cluster}/{index}")
-    f = ctx.flavour
-    control_planes = {"kubeadm": 3, "kind": 1, "k3s": 1, "openshift": 3}.get(f, 0)
-    control_planes = min(control_planes, max(total - 1, 1)) if total > 1 else min(control_planes, 1)
-    is_cp = index < control_planes
-    shapes = _SHAPES[f]
-    shape = shapes[0] if is_cp else shapes[rng.randrange(len(shapes))]
-    region, zones, cluster_hex = _cluster_choices(ctx.seed, ctx.cluster, f)
-    zone = zones[index % len(zones)]
-    ip = f"10.{(index >> 16) & 255}.{(index >> 8) & 255}.{index & 255}"
-    if ip.endswith(".0"):
-        ip = ip[:-2] + ".254"
-    host_hex = f"{rng.getrandbits(32):08x}"
-    arch = "arm64" if (f in ("k3s", "eks") and not is_cp and rng.random() < 0.2) else "amd64"
-    labels: dict[str, str] = {
-        "beta.kubernetes.io/arch": arch,
-        "beta.kubernetes.io/os": "linux",
-    }
-    annotations: dict[str, str] = {
-        "node.alpha.kubernetes.io/ttl": "0",
-        "volumes.kubernetes.io/controller-managed-attach-detach": "true",
-    }
-    taints: list[Json] = []
-    external_ip: str | None = None
-    kernel, os_image, runtime = "", "", ""
-    if f == "eks":
-        domain = "ec2.internal" if region == "us-east-1" else f"{region}.compute.internal"
-        name = f"ip-{ip.replace('.', '-')}.{domain}"
-        provider_id = f"aws:///{zone}/i-0{rng.getrandbits(64):016x}"
-        labels.update(
-            {
-                "eks.amazonaws.com/capacityType": "SPOT" if rng.random() < 0.2 else "ON_DEMAND",
-                "eks.amazonaws.com/nodegroup": "gpu" if shape.gpu else "main",
-                "eks.amazonaws.com/nodegroup-image": f"ami-0{rng.getrandbits(64):016x}",
-                "k8s.io/cloud-provider-aws": f"{rng.getrandbits(128):032x}",
-                "topology.k8s.aws/zone-id": f"use1-az{1 + index % 3}",
-            }
+class _Draft:
+    """A node being made: the choices every flavour shares, then what its flavour adds
+    (name, provider ID, OS and runtime, set by one of _FLAVOUR_HOSTS)."""
+
+    __slots__ = (
+        "annotations",
+        "arch",
+        "cluster_hex",
+        "ctx",
+        "external_ip",
+        "host_hex",
+        "index",
+        "ip",
+        "is_cp",
+        "kernel",
+        "labels",
+        "name",
+        "os_image",
+        "provider_id",
+        "region",
+        "rng",
+        "runtime",
+        "shape",
+        "taints",
+        "zone",
+    )
+
+    def __init__(self, ctx: NodeContext, index: int, total: int, rng: random.Random) -> None:
+        f = ctx.flavour
+        # At least one worker where there are two nodes or more.
+        control_planes = min(
+            {"kubeadm": 3, "kind": 1, "k3s": 1, "openshift": 3}.get(f, 0), max(total - 1, 1)
         )
-        annotations["alpha.kubernetes.io/provided-node-ip"] = ip
-        kernel, os_image = "6.1.102-111.182.amzn2023.x86_64", "Amazon Linux 2023.5.20240805"
-        runtime = "containerd://1.7.20"
-        if arch == "arm64":
-            kernel = kernel.replace("x86_64", "aarch64")
-    elif f == "gke":
-        pool = "gpu-pool" if shape.gpu else "default-pool"
-        name = f"gke-{ctx.cluster}-{pool}-{host_hex}-{rng.getrandbits(16):04x}"
-        provider_id = f"gce://sim-project-{ctx.seed}/{zone}/{name}"
-        labels.update(
-            {
-                "cloud.google.com/gke-boot-disk": "pd-balanced",
-                "cloud.google.com/gke-container-runtime": "containerd",
-                "cloud.google.com/gke-nodepool": pool,
-                "cloud.google.com/gke-os-distribution": "cos",
-                "cloud.google.com/machine-family": shape.instance_type.split("-")[0],
-            }
-        )
-        if shape.gpu:
-            labels["cloud.google.com/gke-accelerator"] = "nvidia-tesla-a100"
-        external_ip = f"34.{76 + index % 20}.{(index >> 8) & 255}.{index & 255}"
-        kernel, os_image = "6.1.100+", "Container-Optimized OS from Google"
-        runtime = "containerd://1.7.22"
-    elif f == "aks":
-        pool = "gpupool" if shape.gpu else "nodepool1"
-        vmss = f"aks-{pool}-{int(cluster_hex, 16) % 90000000 + 10000000}-vmss"
-        name = f"{vmss}{index:06x}"
-        provider_id = (
-            f"azure:///subscriptions/{uuid.uuid5(uuid.NAMESPACE_OID, f'{ctx.seed}/{ctx.cluster}')}"
-            f"/resourceGroups/mc_sim_{ctx.cluster}_{region}/providers/Microsoft.Compute"
-            f"/virtualMachineScaleSets/{vmss}/virtualMachines/{index}"
-        )
-        labels.update(
-            {
-                "agentpool": pool,
-                "kubernetes.azure.com/agentpool": pool,
-                "kubernetes.azure.com/cluster": f"MC_sim_{ctx.cluster}_{region}",
-                "kubernetes.azure.com/mode": "system" if index == 0 else "user",
-                "kubernetes.azure.com/node-image-version": "AKSUbuntu-2204gen2-2024.07.29",
-                "kubernetes.azure.com/os-sku": "Ubuntu",
-                "kubernetes.azure.com/role": "agent",
-                "kubernetes.io/role": "agent",
-                "node-role.kubernetes.io/agent": "",
-                "storageprofile": "managed",
-                "storagetier": "Premium_LRS",
-            }
-        )
-        kernel, os_image = "5.15.0-1068-azure", "Ubuntu 22.04.4 LTS"
-        runtime = "containerd://1.7.15-1"
-    elif f == "k3s":
-        name = f"k3s-server-{index}" if is_cp else f"k3s-agent-{index:03d}"
-        provider_id = f"k3s://{name}"
-        annotations.update(
-            {
-                "alpha.kubernetes.io/provided-node-ip": ip,
-                "flannel.alpha.coreos.com/backend-type": "vxlan",
-                "flannel.alpha.coreos.com/kube-subnet-manager": "true",
-                "flannel.alpha.coreos.com/public-ip": ip,
-                "k3s.io/hostname": name,
-                "k3s.io/internal-ip": ip,
-            }
-        )
-        if is_cp:
-            for role in ("control-plane", "master", "etcd"):
-                labels[f"node-role.kubernetes.io/{role}"] = "true"
-        kernel, os_image = "5.15.0-92-generic", "Ubuntu 20.04.6 LTS"
-        runtime = f"containerd://1.7.{rng.choice([11, 15, 17])}-k3s2"
-        if arch == "arm64":
-            kernel, os_image = "6.1.21-v8+", "Debian GNU/Linux 12 (bookworm)"
-    elif f == "openshift":
-        infra = f"{ctx.cluster}-{cluster_hex[:5]}"
-        name = (
-            f"{infra}-master-{index}"
-            if is_cp
-            else f"{infra}-worker-{zone[-1]}-{rng.getrandbits(20):05x}"
-        )
-        provider_id = f"gce://openshift-sim-{ctx.seed}/{zone}/{name}"
-        labels["node.openshift.io/os_id"] = "rhcos"
-        labels["node-role.kubernetes.io/master" if is_cp else "node-role.kubernetes.io/worker"] = ""
-        annotations.update(
-            {
-                "machine.openshift.io/machine": f"openshift-machine-api/{name}",
-                "machineconfiguration.openshift.io/state": "Done",
-            }
-        )
-        kernel = "5.14.0-284.36.1.el9_2.x86_64"
-        os_image = "Red Hat Enterprise Linux CoreOS 414.92.202310170514-0 (Plow)"
-        runtime = "cri-o://1.27.1-6.rhaos4.14.gitf4c1b4e.el9"
-        if is_cp:
-            taints.append({"key": "node-role.kubernetes.io/master", "effect": "NoSchedule"})
-    elif f == "kind":
-        name = (
-            f"{ctx.cluster}-control-plane"
-            if is_cp
-            else f"{ctx.cluster}-worker{'' if index == 1 else str(index)}"
-        )
-        provider_id = f"kind://docker/{ctx.cluster}/{name}"
-        annotations["kubeadm.alpha.kubernetes.io/cri-socket"] = (
-            "unix:///run/containerd/containerd.sock"
-        )
-        kernel, os_image = "6.5.0-1025-azure", "Debian GNU/Linux 12 (bookworm)"
-        runtime = "containerd://1.7.18"
-    else:  # kubeadm on vSphere
-        name = f"k8s-{'cp' if is_cp else 'worker'}-{index:03d}"
-        provider_id = f"vsphere://{uuid4_from(rng)}"
-        annotations["kubeadm.alpha.kubernetes.io/cri-socket"] = (
-            "unix:///var/run/containerd/containerd.sock"
-        )
-        kernel, os_image = "5.15.0-119-generic", "Ubuntu 22.04.4 LTS"
-        runtime = "containerd://1.6.33"
-        external_ip = f"192.0.2.{index % 250 + 1}"
-    if f in ("kubeadm", "kind") and is_cp:
+        self.ctx, self.index, self.rng = ctx, index, rng
+        self.is_cp = is_cp = index < control_planes
+        shapes = _SHAPES[f]
+        self.shape: _Shape = shapes[0] if is_cp else shapes[rng.randrange(len(shapes))]
+        self.region, zones, self.cluster_hex = _cluster_choices(ctx.seed, ctx.cluster, f)
+        self.zone = zones[index % len(zones)]
+        ip = f"10.{(index >> 16) & 255}.{(index >> 8) & 255}.{index & 255}"
+        self.ip = ip[:-2] + ".254" if ip.endswith(".0") else ip
+        self.host_hex = f"{rng.getrandbits(32):08x}"
+        arch = "arm64" if (f in ("k3s", "eks") and not is_cp and rng.random() < 0.2) else "amd64"
+        self.arch = arch
+        self.labels = {"beta.kubernetes.io/arch": arch, "beta.kubernetes.io/os": "linux"}
+        self.annotations = {
+            "node.alpha.kubernetes.io/ttl": "0",
+            "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+        }
+        self.taints: list[Json] = []
+        self.name = self.provider_id = self.kernel = self.os_image = self.runtime = ""
+        self.external_ip: str | None = None
+
+
+def _eks_host(d: _Draft) -> None:
+    rng, ip = d.rng, d.ip
+    domain = "ec2.internal" if d.region == "us-east-1" else f"{d.region}.compute.internal"
+    d.name = f"ip-{ip.replace('.', '-')}.{domain}"
+    d.provider_id = f"aws:///{d.zone}/i-0{rng.getrandbits(64):016x}"
+    d.labels.update(
+        {
+            "eks.amazonaws.com/capacityType": "SPOT" if rng.random() < 0.2 else "ON_DEMAND",
+            "eks.amazonaws.com/nodegroup": "gpu" if d.shape.gpu else "main",
+            "eks.amazonaws.com/nodegroup-image": f"ami-0{rng.getrandbits(64):016x}",
+            "k8s.io/cloud-provider-aws": f"{rng.getrandbits(128):032x}",
+            "topology.k8s.aws/zone-id": f"use1-az{1 + d.index % 3}",
+        }
+    )
+    d.annotations["alpha.kubernetes.io/provided-node-ip"] = ip
+    d.kernel, d.os_image = "6.1.102-111.182.amzn2023.x86_64", "Amazon Linux 2023.5.20240805"
+    d.runtime = "containerd://1.7.20"
+    if d.arch == "arm64":
+        d.kernel = d.kernel.replace("x86_64", "aarch64")
+
+
+def _gke_host(d: _Draft) -> None:
+    index, shape = d.index, d.shape
+    pool = "gpu-pool" if shape.gpu else "default-pool"
+    d.name = f"gke-{d.ctx.cluster}-{pool}-{d.host_hex}-{d.rng.getrandbits(16):04x}"
+    d.provider_id = f"gce://sim-project-{d.ctx.seed}/{d.zone}/{d.name}"
+    d.labels.update(
+        {
+            "cloud.google.com/gke-boot-disk": "pd-balanced",
+            "cloud.google.com/gke-container-runtime": "containerd",
+            "cloud.google.com/gke-nodepool": pool,
+            "cloud.google.com/gke-os-distribution": "cos",
+            "cloud.google.com/machine-family": shape.instance_type.split("-")[0],
+        }
+    )
+    if shape.gpu:
+        d.labels["cloud.google.com/gke-accelerator"] = "nvidia-tesla-a100"
+    d.external_ip = f"34.{76 + index % 20}.{(index >> 8) & 255}.{index & 255}"
+    d.kernel, d.os_image = "6.1.100+", "Container-Optimized OS from Google"
+    d.runtime = "containerd://1.7.22"
+
+
+def _aks_host(d: _Draft) -> None:
+    ctx, index, region = d.ctx, d.index, d.region
+    pool = "gpupool" if d.shape.gpu else "nodepool1"
+    vmss = f"aks-{pool}-{int(d.cluster_hex, 16) % 90000000 + 10000000}-vmss"
+    d.name = f"{vmss}{index:06x}"
+    d.provider_id = (
+        f"azure:///subscriptions/{uuid.uuid5(uuid.NAMESPACE_OID, f'{ctx.seed}/{ctx.cluster}')}"
+        f"/resourceGroups/mc_sim_{ctx.cluster}_{region}/providers/Microsoft.Compute"
+        f"/virtualMachineScaleSets/{vmss}/virtualMachines/{index}"
+    )
+    d.labels.update(
+        {
+            "agentpool": pool,
+            "kubernetes.azure.com/agentpool": pool,
+            "kubernetes.azure.com/cluster": f"MC_sim_{ctx.cluster}_{region}",
+            "kubernetes.azure.com/mode": "system" if index == 0 else "user",
+            "kubernetes.azure.com/node-image-version": "AKSUbuntu-2204gen2-2024.07.29",
+            "kubernetes.azure.com/os-sku": "Ubuntu",
+            "kubernetes.azure.com/role": "agent",
+            "kubernetes.io/role": "agent",
+            "node-role.kubernetes.io/agent": "",
+            "storageprofile": "managed",
+            "storagetier": "Premium_LRS",
+        }
+    )
+    d.kernel, d.os_image = "5.15.0-1068-azure", "Ubuntu 22.04.4 LTS"
+    d.runtime = "containerd://1.7.15-1"
+
+
+def _k3s_host(d: _Draft) -> None:
+    ip = d.ip
+    d.name = name = f"k3s-server-{d.index}" if d.is_cp else f"k3s-agent-{d.index:03d}"
+    d.provider_id = f"k3s://{name}"
+    d.annotations.update(
+        {
+            "alpha.kubernetes.io/provided-node-ip": ip,
+            "flannel.alpha.coreos.com/backend-type": "vxlan",
+            "flannel.alpha.coreos.com/kube-subnet-manager": "true",
+            "flannel.alpha.coreos.com/public-ip": ip,
+            "k3s.io/hostname": name,
+            "k3s.io/internal-ip": ip,
+        }
+    )
+    if d.is_cp:
+        for role in ("control-plane", "master", "etcd"):
+            d.labels[f"node-role.kubernetes.io/{role}"] = "true"
+    d.kernel, d.os_image = "5.15.0-92-generic", "Ubuntu 20.04.6 LTS"
+    d.runtime = f"containerd://1.7.{d.rng.choice([11, 15, 17])}-k3s2"
+    if d.arch == "arm64":
+        d.kernel, d.os_image = "6.1.21-v8+", "Debian GNU/Linux 12 (bookworm)"
+
+
+def _openshift_host(d: _Draft) -> None:
+    infra = f"{d.ctx.cluster}-{d.cluster_hex[:5]}"
+    d.name = name = (
+        f"{infra}-master-{d.index}"
+        if d.is_cp
+        else f"{infra}-worker-{d.zone[-1]}-{d.rng.getrandbits(20):05x}"
+    )
+    d.provider_id = f"gce://openshift-sim-{d.ctx.seed}/{d.zone}/{name}"
+    d.labels["node.openshift.io/os_id"] = "rhcos"
+    d.labels["node-role.kubernetes.io/master" if d.is_cp else "node-role.kubernetes.io/worker"] = ""
+    d.annotations.update(
+        {
+            "machine.openshift.io/machine": f"openshift-machine-api/{name}",
+            "machineconfiguration.openshift.io/state": "Done",
+        }
+    )
+    d.kernel = "5.14.0-284.36.1.el9_2.x86_64"
+    d.os_image = "Red Hat Enterprise Linux CoreOS 414.92.202310170514-0 (Plow)"
+    d.runtime = "cri-o://1.27.1-6.rhaos4.14.gitf4c1b4e.el9"
+    if d.is_cp:
+        d.taints.append({"key": "node-role.kubernetes.io/master", "effect": "NoSchedule"})
+
+
+def _kind_host(d: _Draft) -> None:
+    cluster = d.ctx.cluster
+    d.name = (
+        f"{cluster}-control-plane"
+        if d.is_cp
+        else f"{cluster}-worker{'' if d.index == 1 else str(d.index)}"
+    )
+    d.provider_id = f"kind://docker/{cluster}/{d.name}"
+    d.annotations["kubeadm.alpha.kubernetes.io/cri-socket"] = (
+        "unix:///run/containerd/containerd.sock"
+    )
+    d.kernel, d.os_image = "6.5.0-1025-azure", "Debian GNU/Linux 12 (bookworm)"
+    d.runtime = "containerd://1.7.18"
+
+
+def _kubeadm_host(d: _Draft) -> None:
+    """kubeadm on vSphere."""
+    d.name = f"k8s-{'cp' if d.is_cp else 'worker'}-{d.index:03d}"
+    d.provider_id = f"vsphere://{uuid4_from(d.rng)}"
+    d.annotations["kubeadm.alpha.kubernetes.io/cri-socket"] = (
+        "unix:///var/run/containerd/containerd.sock"
+    )
+    d.kernel, d.os_image = "5.15.0-119-generic", "Ubuntu 22.04.4 LTS"
+    d.runtime = "containerd://1.6.33"
+    d.external_ip = f"192.0.2.{d.index % 250 + 1}"
+
+
+# What each flavour makes of a node: its name, provider ID, OS and runtime, and its own labels,
+# annotations and taints.
+_FLAVOUR_HOSTS: dict[str, Callable[[_Draft], None]] = {
+    "kubeadm": _kubeadm_host,
+    "kind": _kind_host,
+    "eks": _eks_host,
+    "gke": _gke_host,
+    "aks": _aks_host,
+    "k3s": _k3s_host,
+    "openshift": _openshift_host,
+}
+
+
+def _add_common_labels(d: _Draft) -> dict[str, str]:
+    """The labels and taints every flavour's nodes get (roles, hostname, instance type,
+    topology, GPU); the labels sorted."""
+    f, minor, labels = d.ctx.flavour, d.ctx.minor, d.labels
+    if f in ("kubeadm", "kind") and d.is_cp:
         labels["node-role.kubernetes.io/control-plane"] = ""
-        if ctx.minor < 24:
+        if minor < 24:
             labels["node-role.kubernetes.io/master"] = ""
         taint_key = (
             "node-role.kubernetes.io/control-plane"
-            if ctx.minor >= 24
+            if minor >= 24
             else "node-role.kubernetes.io/master"
         )
-        taints.append({"key": taint_key, "effect": "NoSchedule"})
-    if f in ("kubeadm",) and not is_cp:
+        d.taints.append({"key": taint_key, "effect": "NoSchedule"})
+    if f in ("kubeadm",) and not d.is_cp:
         labels["node-role.kubernetes.io/worker"] = ""
     labels.update(
         {
-            "kubernetes.io/arch": arch,
-            "kubernetes.io/hostname": name,
+            "kubernetes.io/arch": d.arch,
+            "kubernetes.io/hostname": d.name,
             "kubernetes.io/os": "linux",
         }
     )
     if f not in ("kind",):
-        labels["beta.kubernetes.io/instance-type"] = shape.instance_type
-        labels["node.kubernetes.io/instance-type"] = shape.instance_type
-    if region:
-        labels["topology.kubernetes.io/region"] = region
-        labels["topology.kubernetes.io/zone"] = zone
-        if f in ("eks", "aks", "openshift") or ctx.minor < 24:  # legacy labels linger there
-            labels["failure-domain.beta.kubernetes.io/region"] = region
-            labels["failure-domain.beta.kubernetes.io/zone"] = zone
-    if shape.gpu:
-        taints.append({"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"})
-    labels = dict(sorted(labels.items()))
+        labels["beta.kubernetes.io/instance-type"] = d.shape.instance_type
+        labels["node.kubernetes.io/instance-type"] = d.shape.instance_type
+    if d.region:
+        labels["topology.kubernetes.io/region"] = d.region
+        labels["topology.kubernetes.io/zone"] = d.zone
+        if f in ("eks", "aks", "openshift") or minor < 24:  # legacy labels linger there
+            labels["failure-domain.beta.kubernetes.io/region"] = d.region
+            labels["failure-domain.beta.kubernetes.io/zone"] = d.zone
+    if d.shape.gpu:
+        d.taints.append({"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"})
+    return dict(sorted(labels.items()))
 
-    # Kubelet version: most nodes match the control plane; some lag one or two minors.
-    minor, patch = ctx.minor, ctx.patch
-    roll = rng.random()
-    if not is_cp and roll < 0.15 and ctx.minor > 20:
-        lag = 1 if roll < 0.1 else 2
-        minor, patch = ctx.minor - lag, rng.randrange(1, 12)
-    kubelet = kubelet_version(f, minor, patch)
 
-    created = _EPOCH + dt.timedelta(minutes=index * 7 + rng.randrange(60))
-    ready = not (not is_cp and rng.random() < 0.04)
-    cordoned = not is_cp and rng.random() < 0.05
-    cpu_cap, mem_cap = shape.cpu, shape.memory
+def _resources(shape: _Shape, flavour: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Capacity and allocatable of a node of this shape."""
     capacity: dict[str, str] = {
-        "cpu": cpu_cap,
+        "cpu": shape.cpu,
         "ephemeral-storage": "102687672Ki",
         "hugepages-1Gi": "0",
         "hugepages-2Mi": "0",
-        "memory": mem_cap,
+        "memory": shape.memory,
         "pods": shape.pods,
     }
     allocatable: dict[str, str] = {
@@ -450,42 +506,64 @@ def make_node(ctx: NodeContext, index: int, *, total: int) -> SimNode:
         "memory": shape.memory_alloc,
         "pods": shape.pods,
     }
-    if f == "aks":
+    if flavour == "aks":
         capacity["attachable-volumes-azure-disk"] = allocatable["attachable-volumes-azure-disk"] = (
             "8"
         )
     if shape.gpu:
         capacity["nvidia.com/gpu"] = allocatable["nvidia.com/gpu"] = shape.gpu
+    return capacity, allocatable
+
+
+def make_node(ctx: NodeContext, index: int, *, total: int) -> SimNode:
+    """The index-th node of a cluster; the same inputs always give the same node."""
+    rng = random.Random(f"{ctx.seed}/{ctx.cluster}/{index}")
+    d = _Draft(ctx, index, total, rng)
+    _FLAVOUR_HOSTS[ctx.flavour](d)
+    labels = _add_common_labels(d)
+
+    # Kubelet version: most nodes match the control plane; some lag one or two minors.
+    minor, patch = ctx.minor, ctx.patch
+    roll = rng.random()
+    if not d.is_cp and roll < 0.15 and ctx.minor > 20:
+        lag = 1 if roll < 0.1 else 2
+        minor, patch = ctx.minor - lag, rng.randrange(1, 12)
+    kubelet = kubelet_version(ctx.flavour, minor, patch)
+
+    created = _EPOCH + dt.timedelta(minutes=index * 7 + rng.randrange(60))
+    ready = not (not d.is_cp and rng.random() < 0.04)
+    cordoned = not d.is_cp and rng.random() < 0.05
+    capacity, allocatable = _resources(d.shape, ctx.flavour)
     obj = node_object(
-        name=name,
+        name=d.name,
         uid=uuid4_from(rng),
         created=created,
         labels=labels,
-        annotations=annotations,
+        annotations=d.annotations,
         pod_cidr=f"10.{100 + (index >> 8) % 100}.{index & 255}.0/24",
-        provider_id=provider_id,
-        taints=taints,
+        provider_id=d.provider_id,
+        taints=d.taints,
         capacity=capacity,
         allocatable=allocatable,
         ready=ready,
-        internal_ip=ip,
-        external_ip=external_ip,
+        internal_ip=d.ip,
+        external_ip=d.external_ip,
         node_info={
             "machineID": f"{rng.getrandbits(128):032x}",
             "systemUUID": uuid4_from(rng),
             "bootID": uuid4_from(rng),
-            "kernelVersion": kernel,
-            "osImage": os_image,
-            "containerRuntimeVersion": runtime,
+            "kernelVersion": d.kernel,
+            "osImage": d.os_image,
+            "containerRuntimeVersion": d.runtime,
             "kubeletVersion": kubelet,
             "kubeProxyVersion": kubelet,
             "operatingSystem": "linux",
-            "architecture": arch,
+            "architecture": d.arch,
         },
-        images=_images(f, ctx.minor),
+        images=_images(ctx.flavour, ctx.minor),
         runtime_handlers=minor >= 30,
     )
-    node = SimNode(name, obj, created=created)
+    node = SimNode(d.name, obj, created=created)
     if cordoned:
         set_unschedulable(node, True)
     return node
@@ -830,31 +908,28 @@ def table_cells(obj: Json) -> list[str]:
     ]
 
 
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
+
+# HumanDuration's thresholds: below each bound (in seconds) an age is written in the first unit,
+# followed by what remains in the second unit unless that is zero; from 8 years on, in years.
+_HUMAN_STEPS = (
+    (2 * 60, "s", ""),
+    (10 * 60, "m", "s"),
+    (3 * 3600, "m", ""),
+    (8 * 3600, "h", "m"),
+    (2 * 86400, "h", ""),
+    (8 * 86400, "d", "h"),
+    (2 * 365 * 86400, "d", ""),
+    (8 * 365 * 86400, "y", "d"),
+)
+
+
 def human_duration(seconds: float) -> str:
     """k8s.io/apimachinery/pkg/util/duration.HumanDuration."""
     s = int(seconds)
     if s < 0:
         return "<invalid>"
-    if s < 120:
-        return f"{s}s"
-    minutes = s // 60
-    if minutes < 10:
-        rem = s % 60
-        return f"{minutes}m{rem}s" if rem else f"{minutes}m"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = s // 3600
-    if hours < 8:
-        rem = minutes % 60
-        return f"{hours}h{rem}m" if rem else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 192:
-        rem = hours % 24
-        return f"{hours // 24}d{rem}h" if rem else f"{hours // 24}d"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        days = hours // 24 % 365
-        return f"{hours // 24 // 365}y{days}d" if days else f"{hours // 24 // 365}y"
-    return f"{hours // 24 // 365}y"
+    unit, rest = next(((u, r) for bound, u, r in _HUMAN_STEPS if s < bound), ("y", ""))
+    text = f"{s // _UNIT_SECONDS[unit]}{unit}"
+    remainder = s % _UNIT_SECONDS[unit] // _UNIT_SECONDS[rest] if rest else 0
+    return f"{text}{remainder}{rest}" if remainder else text

@@ -172,6 +172,75 @@ class RunReport:
 Progress = Callable[[Any], None]
 
 
+@dataclass
+class _StoredRun:
+    """The database side of one run: its ledger row, its claims and what it wrote."""
+
+    store: Store
+    run_id: int
+    fresh_within: timedelta
+    not_claimed: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)  # cluster_id -> who collects it instead
+    versions_written: int = 0
+
+    @classmethod
+    async def start(cls, store: Store, fresh_within: timedelta) -> _StoredRun:
+        await store.migrate()
+        return cls(store, await store.start_run(), fresh_within)
+
+    async def claim(self, cluster_id: str) -> bool:
+        got = await self.store.claim_cluster(
+            self.run_id, cluster_id, fresh_within=self.fresh_within
+        )
+        if not got:
+            self.not_claimed.append(cluster_id)
+            self.refused[cluster_id] = await self.store.describe_claim(cluster_id)
+            log.info("cluster %s: %s", cluster_id, self.refused[cluster_id])
+        return got
+
+    async def on_inventory(self, inventory: ClusterInventory) -> None:
+        with cluster_scope(", ".join(inventory.context_names)):
+            stats = await self.store.store_inventory(self.run_id, inventory)
+        self.versions_written += int(getattr(stats, "versions_written", 0))
+
+    async def finish(self, report: RunReport, settings: Settings) -> None:
+        await self.store.record_outcomes(self.run_id, report.outcomes)
+        report.retired = await retire_unreached_clusters(self.store, self.run_id, settings)
+        await self.store.finish_run(self.run_id, report.status)
+
+    async def abandon(self, outcomes: list[TargetOutcome]) -> None:
+        log.warning("run %d abandoned: clusters not yet stored keep their state", self.run_id)
+        with contextlib.suppress(Exception):
+            await asyncio.shield(
+                asyncio.wait_for(_close_abandoned_run(self.store, self.run_id, outcomes), 5)
+            )
+
+    async def fail(self) -> None:
+        # Whatever stopped the run (the database, or a bug): the run is finished as failed, which
+        # also releases its liveness lock. Without that, a daemon that keeps its store open would
+        # keep the run "live", and its claims would keep the daemon's next runs from collecting
+        # those clusters.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.store.finish_run(self.run_id, "failed"), 5)
+
+
+def _run_report(
+    loaded: LoadedTargets, result: CollectionResult, run: _StoredRun | None
+) -> RunReport:
+    if run is None:
+        outcomes = [*loaded.file_outcomes, *result.outcomes]
+        return RunReport(None, run_status_of(outcomes), outcomes, result)
+    outcomes = [*loaded.file_outcomes, *_note_refused(result.outcomes, run.refused)]
+    return RunReport(
+        run.run_id,
+        run_status_of(outcomes),
+        outcomes,
+        result,
+        not_claimed=run.not_claimed,
+        versions_written=run.versions_written,
+    )
+
+
 async def collect_once(
     settings: Settings,
     *,
@@ -187,31 +256,7 @@ async def collect_once(
         loaded = load_run_targets(settings)  # before the heavy imports: "no target" is instant
     from collector.gathering import gather  # noqa: PLC0415 (imports kubernetes_asyncio)
 
-    run_id: int | None = None
-    if store is not None:
-        await store.migrate()
-        run_id = await store.start_run()
-    not_claimed: list[str] = []
-    refused: dict[str, str] = {}  # cluster_id -> who collects it instead (ledger message)
-    versions_written = 0
-    claim = on_inventory = None
-    if store is not None and run_id is not None:
-        current_run = run_id
-
-        async def claim(cluster_id: str) -> bool:
-            got = await store.claim_cluster(current_run, cluster_id, fresh_within=fresh_within)
-            if not got:
-                not_claimed.append(cluster_id)
-                refused[cluster_id] = await store.describe_claim(cluster_id)
-                log.info("cluster %s: %s", cluster_id, refused[cluster_id])
-            return got
-
-        async def on_inventory(inventory: ClusterInventory) -> None:
-            nonlocal versions_written
-            with cluster_scope(", ".join(inventory.context_names)):
-                stats = await store.store_inventory(current_run, inventory)
-            versions_written += int(getattr(stats, "versions_written", 0))
-
+    run = await _StoredRun.start(store, fresh_within) if store is not None else None
     finished: dict[tuple[str, str], TargetOutcome] = {}
 
     def scoped_progress(event: Any) -> None:
@@ -230,48 +275,22 @@ async def collect_once(
             loaded.targets,
             gather_options(settings),
             scoped_progress,
-            claim=claim,
-            on_inventory=on_inventory,
+            claim=run.claim if run is not None else None,
+            on_inventory=run.on_inventory if run is not None else None,
         )
-        outcomes = [*loaded.file_outcomes, *_note_refused(result.outcomes, refused)]
-        report = RunReport(
-            run_id,
-            run_status_of(outcomes),
-            outcomes,
-            result,
-            not_claimed=not_claimed,
-            versions_written=versions_written,
-        )
-        if store is not None and run_id is not None:
-            await store.record_outcomes(run_id, report.outcomes)
-            report.retired = await retire_unreached_clusters(store, run_id, settings)
-            await store.finish_run(run_id, report.status)
+        report = _run_report(loaded, result, run)
+        if run is not None:
+            await run.finish(report, settings)
         if metrics is not None:
             metrics.observe_outcomes(report.outcomes)
         _log_outcomes(report)
     except asyncio.CancelledError:
-        if store is not None and run_id is not None:
-            log.warning("run %d abandoned: clusters not yet stored keep their state", run_id)
-            outcomes = [
-                *loaded.file_outcomes,
-                *(
-                    finished.get((t.kubeconfig_path, t.context_name)) or _abandoned(t)
-                    for t in loaded.targets
-                ),
-            ]
-            with contextlib.suppress(Exception):
-                await asyncio.shield(
-                    asyncio.wait_for(_close_abandoned_run(store, run_id, outcomes), 5)
-                )
+        if run is not None:
+            await run.abandon(_outcomes_so_far(loaded, finished))
         raise
     except Exception:
-        # Whatever stopped the run (the database, or a bug): the run is finished as failed, which
-        # also releases its liveness lock. Without that, a daemon that keeps its store open would
-        # keep the run "live", and its claims would keep the daemon's next runs from collecting
-        # those clusters.
-        if store is not None and run_id is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(store.finish_run(run_id, "failed"), 5)
+        if run is not None:
+            await run.fail()
         raise
     if store is not None:
         # After the run is finished and recorded: nothing here can change its outcome.
@@ -337,6 +356,19 @@ def _note_refused(
         if o.deduplicated and o.cluster_id in refused and o.error_message is None
         else o
         for o in outcomes
+    ]
+
+
+def _outcomes_so_far(
+    loaded: LoadedTargets, finished: dict[tuple[str, str], TargetOutcome]
+) -> list[TargetOutcome]:
+    """A run stopped in the middle: what finished, and every other target ``Abandoned``."""
+    return [
+        *loaded.file_outcomes,
+        *(
+            finished.get((t.kubeconfig_path, t.context_name)) or _abandoned(t)
+            for t in loaded.targets
+        ),
     ]
 
 

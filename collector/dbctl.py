@@ -27,22 +27,25 @@ def _size(value: int) -> str:
     raise AssertionError("unreachable")
 
 
-def _refuse(settings: Settings, action: str) -> ConfigError:
+def _embedded(settings: Settings) -> EmbeddedServer:
+    from collector.store.embedded import EmbeddedServer  # noqa: PLC0415
+
+    return EmbeddedServer(settings.embedded_data_dir)
+
+
+def _embedded_only(settings: Settings, action: str) -> EmbeddedServer:
+    """The embedded server that ``kubeinv db <action>`` acts on; refused on a configured
+    database: kubeinv starts and stops only the server it runs itself."""
+    if settings.database_url is None:
+        return _embedded(settings)
     from collector.store import redact_dsn  # noqa: PLC0415
 
-    assert settings.database_url is not None
-    return ConfigError(
+    raise ConfigError(
         f"kubeinv db {action}: a database is configured ({redact_dsn(settings.database_url)}, "
         "from --database-url, KUBEINV_DATABASE_URL or database_url): kubeinv starts and stops "
         "only its embedded PostgreSQL; manage that server with its own tools (pg_ctl, "
         "systemctl, your provider)"
     )
-
-
-def _embedded(settings: Settings) -> EmbeddedServer:
-    from collector.store.embedded import EmbeddedServer  # noqa: PLC0415
-
-    return EmbeddedServer(settings.embedded_data_dir)
 
 
 async def status_command(settings: Settings, *, stream: IO[str] | None = None) -> int:
@@ -89,9 +92,7 @@ async def status_command(settings: Settings, *, stream: IO[str] | None = None) -
 
 async def start_command(settings: Settings, *, stream: IO[str] | None = None) -> int:
     out = stream if stream is not None else sys.stdout
-    if settings.database_url is not None:
-        raise _refuse(settings, "start")
-    server = _embedded(settings)
+    server = _embedded_only(settings, "start")
     pid = server.running_pid()
     if pid is not None:
         out.write(f"the embedded PostgreSQL is running already (pid {pid}, {server.data_dir})\n")
@@ -103,9 +104,7 @@ async def start_command(settings: Settings, *, stream: IO[str] | None = None) ->
 
 async def stop_command(settings: Settings, *, stream: IO[str] | None = None) -> int:
     out = stream if stream is not None else sys.stdout
-    if settings.database_url is not None:
-        raise _refuse(settings, "stop")
-    server = _embedded(settings)
+    server = _embedded_only(settings, "stop")
     pid = server.running_pid()
     if pid is None:
         out.write(f"the embedded PostgreSQL is not running ({server.data_dir})\n")

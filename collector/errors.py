@@ -1,8 +1,9 @@
 """The one exception tree of kubeinv.
 
-Every class carries its default message in its docstring, a stable ``error_class`` string that
-is stored in the ledger (``inventory.cluster_collection.error_class``), and, for the top-level
-kinds, the process exit code that it maps to (README, "Failure handling": exit codes).
+Every class carries its default message in its docstring and, in its class line, a stable
+``error_class`` string that is stored in the ledger (``inventory.cluster_collection.error_class``)
+and, for the top-level kinds, the process exit code that it maps to (README, "Failure
+handling": exit codes). A class that names neither has its base's.
 
 Library exceptions (network and TLS, kubernetes_asyncio, asyncpg, yaml) are translated into
 these in exactly one place per layer, always chained with ``raise ... from exc``.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import ClassVar
+from typing import Any, ClassVar
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -26,9 +27,23 @@ class KubeinvError(Exception):
     error_class: ClassVar[str] = "Error"
     exit_code: ClassVar[int] = EXIT_PARTIAL
 
+    def __init_subclass__(
+        cls, *, error_class: str | None = None, exit_code: int | None = None, **kwargs: Any
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if error_class is not None:
+            cls.error_class = error_class
+        if exit_code is not None:
+            cls.exit_code = exit_code
+
     def __init__(self, message: str | None = None) -> None:
-        doc = (type(self).__doc__ or "").strip().splitlines()
-        super().__init__(message or (doc[0] if doc else type(self).__name__))
+        super().__init__(message or self.default_message())
+
+    @classmethod
+    def default_message(cls) -> str:
+        """The first line of the class's docstring."""
+        doc = (cls.__doc__ or "").strip().splitlines()
+        return doc[0] if doc else cls.__name__
 
     @property
     def message(self) -> str:
@@ -38,23 +53,16 @@ class KubeinvError(Exception):
 # --- configuration and usage (exit 2) -------------------------------------------------------
 
 
-class ConfigError(KubeinvError):
+class ConfigError(KubeinvError, error_class="Config", exit_code=EXIT_USAGE):
     """Invalid configuration."""
 
-    error_class = "Config"
-    exit_code = EXIT_USAGE
 
-
-class SettingsError(ConfigError):
+class SettingsError(ConfigError, error_class="Settings"):
     """Invalid settings."""
 
-    error_class = "Settings"
 
-
-class KubeconfigError(ConfigError):
+class KubeconfigError(ConfigError, error_class="Kubeconfig"):
     """A kubeconfig file or one of its contexts cannot be used."""
-
-    error_class = "Kubeconfig"
 
     def __init__(
         self, message: str | None = None, *, path: str | None = None, context: str | None = None
@@ -66,83 +74,59 @@ class KubeconfigError(ConfigError):
             where.append(f"file {path}")
         if context:
             where.append(f"context {context!r}")
-        base = message or (type(self).__doc__ or "").strip().splitlines()[0]
+        base = message or self.default_message()
         super().__init__(f"{', '.join(where)}: {base}" if where else base)
 
 
-class NoTargetsError(ConfigError):
+class NoTargetsError(ConfigError, error_class="NoTargets"):
     """No target to collect: no kubeconfig found, or no context matched."""
-
-    error_class = "NoTargets"
 
 
 # --- per-cluster failures (recorded in the ledger; exit 1) ---------------------------------
 
 
-class ClusterError(KubeinvError):
+class ClusterError(KubeinvError, error_class="Cluster"):
     """The cluster could not be read."""
 
-    error_class = "Cluster"
 
-
-class BrokenContextError(ClusterError):
+class BrokenContextError(ClusterError, error_class="BrokenContext"):
     """The context cannot be used: its cluster or user entry is missing or invalid."""
 
-    error_class = "BrokenContext"
 
-
-class UnreachableError(ClusterError):
+class UnreachableError(ClusterError, error_class="Unreachable"):
     """The API server could not be reached."""
-
-    error_class = "Unreachable"
 
 
 class ConnectionLostError(UnreachableError):
     """The connection to the API server broke or the server closed it mid-request."""
 
-    error_class = "Unreachable"
 
-
-class TLSError(UnreachableError):
+class TLSError(UnreachableError, error_class="TLS"):
     """TLS verification of the API server failed."""
 
-    error_class = "TLS"
 
-
-class ClusterTimeoutError(ClusterError):
+class ClusterTimeoutError(ClusterError, error_class="Timeout"):
     """The cluster did not answer before its deadline."""
 
-    error_class = "Timeout"
 
-
-class AuthError(ClusterError):
+class AuthError(ClusterError, error_class="Auth"):
     """The API server rejected the credentials (401)."""
 
-    error_class = "Auth"
 
-
-class ExecPluginError(AuthError):
+class ExecPluginError(AuthError, error_class="ExecPlugin"):
     """The exec credential plugin is missing, failed or hung."""
 
-    error_class = "ExecPlugin"
 
-
-class MalformedResponseError(ClusterError):
+class MalformedResponseError(ClusterError, error_class="MalformedResponse"):
     """The API server sent a response that could not be decoded."""
 
-    error_class = "MalformedResponse"
 
-
-class StaleGroupError(ClusterError):
+class StaleGroupError(ClusterError, error_class="StaleGroup"):
     """Aggregated discovery marks an API group Stale: its aggregated API server is not serving."""
 
-    error_class = "StaleGroup"
 
-
-class ApiError(ClusterError):
+class ApiError(ClusterError, error_class="Api"):
     """The API server answered with an error status."""
-
-    error_class = "Api"
 
     def __init__(
         self,
@@ -161,71 +145,48 @@ class ApiError(ClusterError):
 class ClientApiError(ApiError):
     """The API server refused the request (4xx)."""
 
-    error_class = "Api"
 
-
-class ForbiddenError(ClientApiError):
+class ForbiddenError(ClientApiError, error_class="Forbidden"):
     """The API server forbade the request (403)."""
 
-    error_class = "Forbidden"
 
-
-class NotFoundError(ClientApiError):
+class NotFoundError(ClientApiError, error_class="NotFound"):
     """The resource was not found (404)."""
 
-    error_class = "NotFound"
 
-
-class GoneError(ClientApiError):
+class GoneError(ClientApiError, error_class="Gone"):
     """The continue token expired (410)."""
 
-    error_class = "Gone"
 
-
-class TooManyRequestsError(ClientApiError):
+class TooManyRequestsError(ClientApiError, error_class="Throttled"):
     """The API server throttled the request (429)."""
 
-    error_class = "Throttled"
 
-
-class ServerApiError(ApiError):
+class ServerApiError(ApiError, error_class="ServerError"):
     """The API server failed (5xx)."""
-
-    error_class = "ServerError"
 
 
 # --- storage (exit 3) -----------------------------------------------------------------------
 
 
-class StoreError(KubeinvError):
+class StoreError(KubeinvError, error_class="Store", exit_code=EXIT_DATABASE):
     """The database could not be used."""
 
-    error_class = "Store"
-    exit_code = EXIT_DATABASE
 
-
-class DatabaseRefusedError(StoreError):
+class DatabaseRefusedError(StoreError, error_class="DatabaseRefused"):
     """The database answers but refuses kubeinv; waiting will not help."""
 
-    error_class = "DatabaseRefused"
 
-
-class MigrationError(DatabaseRefusedError):
+class MigrationError(DatabaseRefusedError, error_class="Migration"):
     """A database migration failed."""
 
-    error_class = "Migration"
 
-
-class MigrationChecksumError(MigrationError):
+class MigrationChecksumError(MigrationError, error_class="MigrationChecksum"):
     """An applied migration has changed since it was applied."""
 
-    error_class = "MigrationChecksum"
 
-
-class EmbeddedServerError(StoreError):
+class EmbeddedServerError(StoreError, error_class="EmbeddedServer"):
     """The embedded PostgreSQL server could not be started."""
-
-    error_class = "EmbeddedServer"
 
 
 # --- redaction ------------------------------------------------------------------------------

@@ -173,12 +173,11 @@ async def gather(
     started = _now()
     outcomes, run = await _visit_all(
         targets,
-        options or GatherOptions(),
+        options,
         progress,
         claim=claim,
         on_inventory=on_inventory,
         client_options=client_options,
-        check_only=False,
         exec_credentials=exec_credentials,
     )
     for inventory in run.inventories:
@@ -196,34 +195,26 @@ async def check_targets(
     client_options: dict[str, Any] | None = None,
 ) -> list[TargetOutcome]:
     """``kubeinv contexts --check``: authenticate and identify every target, collect nothing."""
-
-    async def never(_cluster_id: str) -> bool:
-        return False
-
     outcomes, _run = await _visit_all(
-        targets,
-        options or GatherOptions(),
-        progress,
-        claim=never,
-        on_inventory=None,
-        client_options=client_options,
-        check_only=True,
+        targets, options, progress, client_options=client_options, check_only=True
     )
     return outcomes
 
 
 async def _visit_all(
     targets: Sequence[Target],
-    options: GatherOptions,
+    options: GatherOptions | None,
     progress: ProgressCallback | None,
     *,
-    claim: ClaimHook | None,
-    on_inventory: InventorySink | None,
-    client_options: dict[str, Any] | None,
-    check_only: bool,
+    claim: ClaimHook | None = None,
+    on_inventory: InventorySink | None = None,
+    client_options: dict[str, Any] | None = None,
     exec_credentials: ExecCredentialCache | None = None,
+    check_only: bool = False,
 ) -> tuple[list[TargetOutcome], _Run]:
-    """Visit every target, at most ``collection.concurrency`` at once; outcomes in target order."""
+    """Visit every target, at most ``collection.concurrency`` at once; outcomes in target order.
+    With ``check_only``, identify every target and claim or collect no cluster."""
+    options = options or GatherOptions()
     if needs_library(targets):
         load_library()  # before any deadline starts
     if exec_credentials is None:

@@ -7,6 +7,7 @@ The registry is per process object (not prometheus-client's global one) so tests
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -72,95 +73,89 @@ class Health:
         return "ok"
 
 
+class _ReadCount:
+    """A count read from each cluster (nodes, API resources): the gauge of a cluster's last
+    collection, ``kubeinv_cluster_<what>``, and the sum over all runs,
+    ``kubeinv_<what>_collected_total``."""
+
+    def __init__(self, r: CollectorRegistry, what: str, text: str) -> None:
+        self.last = Gauge(
+            f"kubeinv_cluster_{what}",
+            f"{text} read in the last collection of a cluster.",
+            ["cluster_id", "context"],
+            registry=r,
+        )
+        self.total = Counter(
+            f"kubeinv_{what}_collected", f"{text} read, summed over all runs.", registry=r
+        )
+
+    def observe(self, cluster_id: str, context: str, count: int | None) -> None:
+        if count is not None:
+            self.last.labels(cluster_id, context).set(count)
+            self.total.inc(count)
+
+
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
         self.health = Health()
-        self.runs = Counter(
+        counter = functools.partial(Counter, registry=r)
+        gauge = functools.partial(Gauge, registry=r)
+        durations = functools.partial(Histogram, buckets=_DURATION_BUCKETS, registry=r)
+        self.runs = counter(
             "kubeinv_runs",
             "Collection runs by outcome (ok, partial, failed, error, skipped).",
             ["status"],
-            registry=r,
         )
-        self.run_duration = Histogram(
-            "kubeinv_run_duration_seconds",
-            "Wall time of a collection run.",
-            buckets=_DURATION_BUCKETS,
-            registry=r,
+        self.run_duration = durations(
+            "kubeinv_run_duration_seconds", "Wall time of a collection run."
         )
-        self.last_run = Gauge(
-            "kubeinv_last_run_timestamp_seconds", "Unix time the last run finished.", registry=r
+        self.last_run = gauge(
+            "kubeinv_last_run_timestamp_seconds", "Unix time the last run finished."
         )
-        self.target_outcomes = Counter(
+        self.target_outcomes = counter(
             "kubeinv_target_collections",
             "Per-target (kubeconfig, context) outcomes.",
             [*_TARGET, "status", "error_class"],
-            registry=r,
         )
-        self.target_duration = Gauge(
+        self.target_duration = gauge(
             "kubeinv_target_last_duration_seconds",
             "Duration of the last collection of a target.",
             _TARGET,
-            registry=r,
         )
-        self.target_duration_hist = Histogram(
-            "kubeinv_target_duration_seconds",
-            "Duration of per-target collections.",
-            buckets=_DURATION_BUCKETS,
-            registry=r,
+        self.target_duration_hist = durations(
+            "kubeinv_target_duration_seconds", "Duration of per-target collections."
         )
-        self.target_up = Gauge(
+        self.target_up = gauge(
             "kubeinv_target_up",
             "1 when the last collection of a target was ok or partial.",
             _TARGET,
-            registry=r,
         )
-        self.last_success = Gauge(
+        self.last_success = gauge(
             "kubeinv_target_last_success_timestamp_seconds",
             "Unix time of the last ok or partial collection of a target.",
             _TARGET,
-            registry=r,
         )
-        self.cluster_last_success = Gauge(
+        self.cluster_last_success = gauge(
             "kubeinv_cluster_last_success_timestamp_seconds",
             "Unix time of the last collection that read the cluster.",
             ["cluster_id"],
-            registry=r,
         )
-        self.nodes = Gauge(
-            "kubeinv_cluster_nodes",
-            "Nodes read in the last collection of a cluster.",
-            ["cluster_id", "context"],
-            registry=r,
-        )
-        self.api_resources = Gauge(
-            "kubeinv_cluster_api_resources",
-            "API resources (every served version) read in the last collection of a cluster.",
-            ["cluster_id", "context"],
-            registry=r,
-        )
-        self.nodes_total = Counter(
-            "kubeinv_nodes_collected", "Nodes read, summed over all runs.", registry=r
-        )
-        self.api_resources_total = Counter(
-            "kubeinv_api_resources_collected",
-            "API resources read, summed over all runs.",
-            registry=r,
-        )
+        self.nodes = _ReadCount(r, "nodes", "Nodes")
+        self.api_resources = _ReadCount(r, "api_resources", "API resources (every served version)")
         r.register(_ExecPluginRuns())
 
         # What a daemon left alone for months must keep flat (README, "Running it for real"):
         # descriptors and memory (process_open_fds, process_resident_memory_bytes, Linux only),
         # asyncio tasks and threads.
         ProcessCollector(registry=r)
-        self.tasks = Gauge(
+        self.tasks = gauge(
             "kubeinv_asyncio_tasks",
             "asyncio tasks of the daemon's event loop (this scrape's own included).",
-            registry=r,
         )
         self.tasks.set_function(_count_tasks)
-        self.threads = Gauge("kubeinv_threads", "Threads of the process.", registry=r)
+        self.threads = gauge("kubeinv_threads", "Threads of the process.")
         self.threads.set_function(lambda: float(threading.active_count()))
 
     def observe_outcomes(self, outcomes: Iterable[TargetOutcome]) -> None:
@@ -177,14 +172,8 @@ class Metrics:
                 if o.cluster_id and not o.deduplicated:
                     self.cluster_last_success.labels(o.cluster_id).set(now)
             if o.cluster_id and not o.deduplicated:
-                if o.node_count is not None:
-                    self.nodes.labels(o.cluster_id, o.context_name).set(o.node_count)
-                    self.nodes_total.inc(o.node_count)
-                if o.api_resource_count is not None:
-                    self.api_resources.labels(o.cluster_id, o.context_name).set(
-                        o.api_resource_count
-                    )
-                    self.api_resources_total.inc(o.api_resource_count)
+                self.nodes.observe(o.cluster_id, o.context_name, o.node_count)
+                self.api_resources.observe(o.cluster_id, o.context_name, o.api_resource_count)
 
     def observe_run(self, status: str, seconds: float) -> None:
         self.runs.labels(status).inc()

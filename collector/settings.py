@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -138,6 +146,14 @@ class MetricsSettings(_Section):
     host: str = Field(default="127.0.0.1", description="address to bind; 0.0.0.0 in a container")
 
 
+def _duration(text: str | float | int, meaning: str) -> timedelta:
+    """``parse_duration``, with an error that says what the setting takes."""
+    try:
+        return parse_duration(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not {meaning}") from None
+
+
 def parse_retire_after(text: str | float | int) -> timedelta | None:
     """``lifecycle.retire_after``: a duration (``7d``, ``12h``), ``0s`` (retire at the end of the
     first run that does not reach a cluster) or ``never`` (None: no automatic retirement)."""
@@ -145,12 +161,7 @@ def parse_retire_after(text: str | float | int) -> timedelta | None:
         return None
     if is_zero_duration(text):
         return timedelta(0)
-    try:
-        return parse_duration(text)
-    except ValueError:
-        raise ValueError(
-            f"{text!r} is not a retirement delay; use a duration such as 7d, 12h or 0s, or never"
-        ) from None
+    return _duration(text, "a retirement delay; use a duration such as 7d, 12h or 0s, or never")
 
 
 def parse_retention(text: str | float | int) -> timedelta | None:
@@ -159,37 +170,38 @@ def parse_retention(text: str | float | int) -> timedelta | None:
         raise ValueError(f"{text!r} is not a retention")
     if is_zero_duration(text):
         return None
-    try:
-        return parse_duration(text)
-    except ValueError:
-        raise ValueError(
-            f"{text!r} is not a retention; use a duration such as 90d or 12h, or 0 to keep "
-            "everything"
-        ) from None
+    return _duration(
+        text, "a retention; use a duration such as 90d or 12h, or 0 to keep everything"
+    )
 
 
-def _checked_duration(value: Any, parse: Callable[[str], timedelta | None]) -> Any:
-    """A setting's value before validation: numbers become seconds, text must ``parse``."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        value = f"{value}s"
-    if isinstance(value, str):
-        parse(value)
-    return value
+def _duration_text(parse: Callable[[str], timedelta | None]) -> BeforeValidator:
+    """The check of a duration setting that is kept as the text given (messages quote it): a
+    number is seconds (``30`` becomes ``"30s"``), and text must ``parse``."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = f"{value}s"
+        if isinstance(value, str):
+            parse(value)
+        return value
+
+    return BeforeValidator(check)
+
+
+# The duration settings with words of their own; ``parse_*`` gives what the text means.
+RetireAfter = Annotated[str, _duration_text(parse_retire_after)]
+Retention = Annotated[str, _duration_text(parse_retention)]
 
 
 class LifecycleSettings(_Section):
     """When a cluster that no run reaches any more is retired."""
 
-    retire_after: str = Field(
+    retire_after: RetireAfter = Field(
         default="7d",
         description="retire a cluster no target has reached for this long, at the end of a "
         "run: a duration (7d, 12h), 0s (the first run that does not reach it) or never",
     )
-
-    @field_validator("retire_after", mode="before")
-    @classmethod
-    def _check_retire_after(cls, value: Any) -> Any:
-        return _checked_duration(value, parse_retire_after)
 
     @property
     def retire_after_delta(self) -> timedelta | None:
@@ -200,16 +212,11 @@ class LifecycleSettings(_Section):
 class RetentionSettings(_Section):
     """How long the run ledger is kept. History is never pruned."""
 
-    ledger: str = Field(
+    ledger: Retention = Field(
         default="90d",
         description="delete collection_run and cluster_collection rows older than this after "
         "each run (e.g. 90d, 12h); 0 keeps everything",
     )
-
-    @field_validator("ledger", mode="before")
-    @classmethod
-    def _check_ledger(cls, value: Any) -> Any:
-        return _checked_duration(value, parse_retention)
 
     @property
     def ledger_delta(self) -> timedelta | None:

@@ -35,10 +35,10 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any, Generic, TypeAlias, TypeVar
 
 import asyncpg
 import msgspec
@@ -61,6 +61,8 @@ log = get_logger(__name__)
 Key: TypeAlias = tuple[Any, ...]
 # A plain connection or one borrowed from a pool.
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+
+R = TypeVar("R")
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _json = msgspec.json.Encoder()
@@ -292,12 +294,14 @@ async def store_cluster(
         )
         # A retired cluster collected again comes back: new versions from now on.
         await conn.execute(q["end_retirement"], cid, when)
-        version = await _merge_version(conn, q, cid, when, inv.version)
-        nodes = await _merge_nodes(conn, q, cid, when, inv.nodes)
-        api = await _merge_api_resources(
+        version = await _VERSION.merge(
+            conn, q, cid, when, None if inv.version is None else [inv.version]
+        )
+        nodes = await _NODES.merge(conn, q, cid, when, inv.nodes)
+        api = await _API_RESOURCES.merge(
             conn, q, cid, when, inv.api_resources, failed_groups=frozenset(inv.failed_groups)
         )
-        services = await _merge_services(conn, q, cid, when, inv.services)
+        services = await _SERVICES.merge(conn, q, cid, when, inv.services)
     return StoreStats(
         cluster_id=cid,
         version=version,
@@ -325,149 +329,149 @@ async def _copy_history(
     return _affected(status)
 
 
-async def _close_changed(
-    conn: Connection,
-    close_query: str,
-    cid: str,
-    when: datetime,
-    *,
-    current: dict[Key, str],
-    incoming: dict[Key, str],
-) -> tuple[list[Key], int]:
-    """The merge every part shares. ``current`` and ``incoming`` map each key (a tuple of the
-    key columns) to its content hash. Closes the current versions whose content changed or whose
-    key vanished, with ``close_query`` ($1 cluster, $2 time, then one array per key column);
-    returns the keys that need a new version, and how many versions were closed."""
-    changed = [key for key, new in incoming.items() if current.get(key) != new]
-    to_close = [key for key, old in current.items() if incoming.get(key) != old]
-    closed = 0
-    if to_close:
-        columns = [list(column) for column in zip(*to_close, strict=True)]
-        closed = _affected(await conn.execute(close_query, cid, when, *columns))
-    return changed, closed
+@dataclass(frozen=True)
+class _NewVersions(Generic[R]):
+    """What a part's ``write`` stores: new versions of the ``changed`` keys."""
+
+    conn: Connection
+    q: dict[str, str]
+    cid: str
+    when: datetime
+    changed: list[Key]
+    records: dict[Key, R]  # the records read, by key
+    hashes: dict[Key, str]  # their content hashes, by key
+    current: list[asyncpg.Record]  # the rows of the part's ``current`` query
 
 
-async def _merge_version(
-    conn: Connection,
-    q: dict[str, str],
-    cid: str,
-    when: datetime,
-    record: VersionRecord | None,
-) -> PartStats:
-    if record is None:
-        return PartStats(skipped=True)
-    new_hash = _hash(record)
-    old_hash = await conn.fetchval(q["current_version_hash"], cid)
-    current = {} if old_hash is None else {(): old_hash}
-    changed, closed = await _close_changed(
-        conn, q["close_version"], cid, when, current=current, incoming={(): new_hash}
-    )
-    if not changed:
-        return PartStats()
-    await conn.execute(q["insert_version"], *version_args(cid, when, record, new_hash))
-    return PartStats(inserted=1, closed=closed)
+@dataclass(frozen=True)
+class _Part(Generic[R]):
+    """A versioned part of a cluster: what differs from one part to another.
+
+    ``current`` names the query of the cluster's current versions: rows of the ``key_columns``
+    key columns, then the content hash. ``close`` names the query that closes versions by key
+    ($1 cluster, $2 time, then one array per key column). ``key`` and ``hash`` are a record's key
+    (its key columns' values) and content hash, ``what`` names a record in a warning, and
+    ``write`` stores the new versions and returns how many it inserted."""
+
+    what: str
+    current: str
+    close: str
+    key_columns: int
+    key: Callable[[R], Key]
+    write: Callable[[_NewVersions[R]], Awaitable[int]]
+    hash: Callable[[R], str] = _hash
+
+    async def merge(
+        self,
+        conn: Connection,
+        q: dict[str, str],
+        cid: str,
+        when: datetime,
+        records: Sequence[R] | None,
+        *,
+        failed_groups: frozenset[str] = frozenset(),
+    ) -> PartStats:
+        """The merge every part shares. Compares the current (key, content hash) pairs with the
+        records', closes the current versions whose content changed or whose key vanished, and
+        has ``write`` store the changed and new ones. Records that were not read (None) leave
+        the part as stored. API resources: a key whose first column is one of the
+        ``failed_groups`` keeps what is stored, if anything is (with nothing stored, what was
+        read is the best information there is)."""
+        if records is None:
+            return PartStats(skipped=True)
+        rows = await conn.fetch(q[self.current], cid)
+        n = self.key_columns
+        current: dict[Key, str] = {row[:n]: row[n] for row in rows}
+        incoming = _unique(records, self.key, self.what, cid)
+        hashes = {key: self.hash(record) for key, record in incoming.items()}
+        kept = failed_groups & {key[0] for key in current} if failed_groups else failed_groups
+        if kept:
+            current = {key: old for key, old in current.items() if key[0] not in kept}
+            hashes = {key: new for key, new in hashes.items() if key[0] not in kept}
+        changed = [key for key, new in hashes.items() if current.get(key) != new]
+        to_close = [key for key, old in current.items() if hashes.get(key) != old]
+        closed = 0
+        if to_close:
+            columns = [list(column) for column in zip(*to_close, strict=True)]
+            closed = _affected(await conn.execute(q[self.close], cid, when, *columns))
+        if not changed:
+            return PartStats(closed=closed)
+        new = _NewVersions(conn, q, cid, when, changed, incoming, hashes, rows)
+        return PartStats(inserted=await self.write(new), closed=closed)
 
 
-async def _merge_nodes(
-    conn: Connection,
-    q: dict[str, str],
-    cid: str,
-    when: datetime,
-    records: Sequence[NodeRecord] | None,
-) -> PartStats:
-    if records is None:
-        return PartStats(skipped=True)
-    rows = await conn.fetch(q["current_node_hashes"], cid)
-    current: dict[Key, str] = {(row[0],): row[1] for row in rows}
-    first_seen: dict[str, datetime] = {row[0]: row[2] for row in rows}
-    incoming = _unique(records, node_key, "node", cid)
-    changed, closed = await _close_changed(
-        conn,
-        q["close_nodes"],
-        cid,
-        when,
-        current=current,
-        incoming={(key,): _hash(rec) for key, rec in incoming.items()},
-    )
-    if not changed:
-        return PartStats(closed=closed)
-    new_keys = [key for (key,) in changed if key not in first_seen]
-    if new_keys and (current or await conn.fetchval(q["has_node_history"], cid)):
-        for row in await conn.fetch(q["earlier_first_seen"], cid, new_keys):
+async def _insert_version(new: _NewVersions[VersionRecord]) -> int:
+    (key,) = new.changed
+    args = version_args(new.cid, new.when, new.records[key], new.hashes[key])
+    await new.conn.execute(new.q["insert_version"], *args)
+    return 1
+
+
+async def _copy_nodes(new: _NewVersions[NodeRecord]) -> int:
+    """COPY the new node versions, each with the time its node was first seen: kept from its
+    current version, else from an earlier one (a node that comes back), else now."""
+    conn, cid, when = new.conn, new.cid, new.when
+    first_seen: dict[str, datetime] = {row[0]: row[2] for row in new.current}
+    new_keys = [key for (key,) in new.changed if key not in first_seen]
+    if new_keys and (new.current or await conn.fetchval(new.q["has_node_history"], cid)):
+        for row in await conn.fetch(new.q["earlier_first_seen"], cid, new_keys):
             first_seen[row[0]] = row[1]
-    inserted = await _copy_history(
+    return await _copy_history(
         conn,
         "node_history",
-        (node_row(cid, when, incoming[key], first_seen.get(key, when)) for (key,) in changed),
+        (
+            node_row(cid, when, new.records[key], first_seen.get(key[0], when))
+            for key in new.changed
+        ),
         NODE_COLUMNS,
     )
-    return PartStats(inserted=inserted, closed=closed)
 
 
-async def _merge_api_resources(
-    conn: Connection,
-    q: dict[str, str],
-    cid: str,
-    when: datetime,
-    records: Sequence[ApiResourceRecord] | None,
-    *,
-    failed_groups: frozenset[str],
-) -> PartStats:
-    if records is None:
-        return PartStats(skipped=True)
-    rows = await conn.fetch(q["current_api_resource_hashes"], cid)
-    current: dict[Key, str] = {(row[0], row[1], row[2]): row[3] for row in rows}
-    incoming = _unique(records, api_resource_key, "API resource", cid)
-    # A failed or stale group keeps what is stored; with nothing stored yet, what was read is
-    # the best information there is.
-    kept_groups = failed_groups & {key[0] for key in current}
-    changed, closed = await _close_changed(
-        conn,
-        q["close_api_resources"],
-        cid,
-        when,
-        current={key: old for key, old in current.items() if key[0] not in kept_groups},
-        incoming={key: _hash(r) for key, r in incoming.items() if key[0] not in kept_groups},
-    )
-    if not changed:
-        return PartStats(closed=closed)
-    inserted = await _copy_history(
-        conn,
+async def _copy_api_resources(new: _NewVersions[ApiResourceRecord]) -> int:
+    return await _copy_history(
+        new.conn,
         "api_resource_history",
-        (api_resource_row(cid, when, incoming[key]) for key in changed),
+        (api_resource_row(new.cid, new.when, new.records[key]) for key in new.changed),
         API_RESOURCE_COLUMNS,
     )
-    return PartStats(inserted=inserted, closed=closed)
 
 
-async def _merge_services(
-    conn: Connection,
-    q: dict[str, str],
-    cid: str,
-    when: datetime,
-    records: Sequence[ClusterServiceRecord] | None,
-) -> PartStats:
-    if records is None:
-        return PartStats(skipped=True)
-    rows = await conn.fetch(q["current_service_hashes"], cid)
-    current: dict[Key, str] = {(row[0], row[1]): row[2] for row in rows}
-    incoming = _unique(records, lambda r: (r.namespace, r.name), "service", cid)
-    hashes: dict[Key, str] = {key: service_hash(rec) for key, rec in incoming.items()}
-    changed, closed = await _close_changed(
-        conn, q["close_services"], cid, when, current=current, incoming=hashes
+async def _insert_services(new: _NewVersions[ClusterServiceRecord]) -> int:
+    status = await new.conn.execute(
+        new.q["insert_services"],
+        new.cid,
+        new.when,
+        [key[0] for key in new.changed],
+        [key[1] for key in new.changed],
+        [new.records[key].proxy_url for key in new.changed],
+        [new.hashes[key] for key in new.changed],
     )
-    if not changed:
-        return PartStats(closed=closed)
-    status = await conn.execute(
-        q["insert_services"],
-        cid,
-        when,
-        [key[0] for key in changed],
-        [key[1] for key in changed],
-        [incoming[key].proxy_url for key in changed],
-        [hashes[key] for key in changed],
-    )
-    return PartStats(inserted=_affected(status), closed=closed)
+    return _affected(status)
+
+
+_VERSION = _Part[VersionRecord](
+    "version", "current_version_hash", "close_version", 0, lambda r: (), _insert_version
+)
+_NODES = _Part[NodeRecord](
+    "node", "current_node_hashes", "close_nodes", 1, lambda r: (node_key(r),), _copy_nodes
+)
+_API_RESOURCES = _Part[ApiResourceRecord](
+    "API resource",
+    "current_api_resource_hashes",
+    "close_api_resources",
+    3,
+    api_resource_key,
+    _copy_api_resources,
+)
+_SERVICES = _Part[ClusterServiceRecord](
+    "service",
+    "current_service_hashes",
+    "close_services",
+    2,
+    lambda r: (r.namespace, r.name),
+    _insert_services,
+    hash=service_hash,
+)
 
 
 def check_store_time(at: datetime | None) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from collector.sim import ClusterSpec, FleetSpec
 from collector.store.embedded import EmbeddedServer
+from tests.plugins.pg import database_of
 
 from .conftest import clean_env, kubeinv, kubeinv_async
 
@@ -180,5 +181,5 @@ def test_db_status_on_a_configured_database(pg_dsn: str, tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
     assert "configured (not the embedded server)" in result.stdout
     assert "version:   PostgreSQL " in result.stdout
-    database = pg_dsn.rsplit("/", 1)[1]
+    database = database_of(pg_dsn)  # the embedded server's DSN has host=/socket/dir
     assert f"database:  {database}, " in result.stdout

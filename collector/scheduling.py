@@ -46,17 +46,14 @@ def build_trigger(schedule: ScheduleSettings) -> Any:
     return IntervalTrigger(seconds=interval.total_seconds(), jitter=jitter, timezone=UTC)
 
 
+# The five fields of a crontab line, in order (what CronTrigger.from_crontab reads, which takes
+# no jitter).
+_CRONTAB_FIELDS = ("minute", "hour", "day", "month", "day_of_week")
+
+
 def _cron_with_jitter(expr: str, timezone: str, jitter: int | None) -> Any:
-    minute, hour, day, month, day_of_week = expr.split()
-    return CronTrigger(
-        minute=minute,
-        hour=hour,
-        day=day,
-        month=month,
-        day_of_week=day_of_week,
-        timezone=timezone,
-        jitter=jitter,
-    )
+    fields = dict(zip(_CRONTAB_FIELDS, expr.split(), strict=True))
+    return CronTrigger(**fields, timezone=timezone, jitter=jitter)
 
 
 class Daemon:

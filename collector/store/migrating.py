@@ -11,15 +11,21 @@ processes starting together do not race:
   live in ``sql/``; kept in the archive ``tests/fixtures/pre_release_migrations.tar.gz``, their
   checksums in ``sql/migrations/pre_release.sha256``) is recognised by its migrations table.
   When it has every one of them, unedited, it has the schema's tables, indexes, triggers and
-  data, so it is adopted: in one transaction, the schema's replaceable definitions are executed
-  again, in schema order (every ``CREATE OR REPLACE FUNCTION``, ``CREATE OR REPLACE VIEW`` and
-  ``COMMENT ON FUNCTION | VIEW`` statement of the schema files: the schema writes its functions
-  and views that way), the reader role is granted, and ``0100`` is recorded; then it is migrated
-  like any other. Its function and view bodies are thus the schema's even where the schema has
-  since been reworded (a shared helper instead of two copies), and its catalog equals a new
-  database's (tests/store/test_schema.py builds both and compares them). Nothing else of the
-  schema runs: its tables, indexes, triggers and data are never applied on top of it. When it
-  lacks some pre-release migrations, it is refused with a message saying what to do.
+  data, so it is adopted:
+
+  1. the migrations of ``sql/migrations/`` are applied to it, each in its own transaction;
+  2. then, in one transaction, the schema's replaceable definitions are executed again, in
+     schema order (every ``CREATE OR REPLACE FUNCTION``, ``CREATE OR REPLACE VIEW`` and
+     ``COMMENT ON FUNCTION | VIEW`` statement of the schema files: the schema writes its
+     functions and views that way), the reader role is granted, and ``0100`` is recorded.
+
+  Step 2 comes last because the current schema's views may read a column that a migration
+  adds; a stop between the two only means step 2 runs at the next start. Its function and view
+  bodies are thus the schema's even where the schema has since been reworded (a shared helper
+  instead of two copies), and its catalog equals a new database's (tests/store/test_schema.py
+  builds both and compares them). Nothing else of the schema runs: its tables, indexes,
+  triggers and data are never applied on top of it. When it lacks some pre-release migrations,
+  it is refused with a message saying what to do.
 - **One at 0100 or later** gets the migrations of ``sql/migrations/`` it lacks, each in its own
   transaction. A migration that was applied and has since changed stops everything
   (``MigrationChecksumError``): migrations are never edited once released.
@@ -291,21 +297,25 @@ async def apply_migrations(
         if not applied:
             await _apply_schema(conn, tree, queries, adopt=False)
             return tree.versions
-        done: list[str] = []
-        if SCHEMA_VERSION not in applied:
+        adopting = SCHEMA_VERSION not in applied
+        if adopting:
             unknown = sorted(set(applied) - set(tree.pre_release))
             if unknown:
                 _check_applied({v: applied[v] for v in unknown}, tree)
             check_pre_release(applied, tree)
-            # Adopted: the pre-release migrations built the schema's tables, indexes, triggers
-            # and data; its functions, views and their comments are refreshed (test_schema.py).
-            await _apply_schema(conn, tree, queries, adopt=True)
-            done.append(SCHEMA_VERSION)
         _check_applied(applied, tree)
+        done: list[str] = []
         for migration in tree.migrations:
             if migration.version not in applied:
                 await _apply_one(conn, migration, queries)
                 done.append(migration.version)
+        if adopting:
+            # The pre-release migrations built the schema's tables, indexes, triggers and data;
+            # its functions, views and their comments are refreshed (test_schema.py), after the
+            # migrations: the schema's views may read what a migration adds. Until 0100 is
+            # recorded, a stop in between only means doing this again at the next start.
+            await _apply_schema(conn, tree, queries, adopt=True)
+            done.insert(0, SCHEMA_VERSION)
         return done
     finally:
         if not conn.is_closed():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -306,3 +307,37 @@ def test_each_schema_object_is_defined_once_and_every_file_is_listed() -> None:
     twice = {key: files for key, files in where.items() if len(files) > 1}
     assert not twice
     assert ("FUNCTION", "inventory.changes") in where
+
+
+async def test_adoption_applies_the_migrations_before_the_schema_s_views(
+    pg_dsn: str, pg_empty_dsn: str, tmp_path: Path
+) -> None:
+    """A release adds a table and a view that reads it: the schema has both, and so does its
+    migration. An adopted pre-release database gets the migration first, then the schema's
+    views; in the other order the view would read a table that does not exist yet."""
+    sql = tmp_path / "sql"
+    shutil.copytree(sql_dir(), sql)
+    note = (
+        "CREATE TABLE inventory.release_note (id int PRIMARY KEY, body text NOT NULL);\n"
+        "CREATE OR REPLACE VIEW inventory.release_note_current AS\n"
+        "SELECT id, body FROM inventory.release_note;\n"
+    )
+    (sql / "schema" / "tables" / "release_note.sql").write_text(note)
+    with (sql / "schema.sql").open("a") as index:
+        index.write("\\ir schema/tables/release_note.sql\n")
+    (sql / "migrations" / "0101_release_note.sql").write_text(note)
+
+    await build_pre_release(pg_empty_dsn)
+    store = await open_store(pg_empty_dsn, max_size=1)
+    try:
+        assert await store.migrate(sql) == [SCHEMA_VERSION, "0101"]
+        assert await store.migrate(sql) == []
+    finally:
+        await store.close()
+    assert await _versions(pg_empty_dsn) == [*sorted(load_pre_release()), SCHEMA_VERSION, "0101"]
+
+    adopted, from_schema = await catalog(pg_empty_dsn), await catalog(pg_dsn)
+    views = {row[0] for row in adopted["views"]}
+    assert "release_note_current" in views
+    assert adopted["functions"] == from_schema["functions"]
+    assert [r for r in adopted["views"] if r[0] != "release_note_current"] == from_schema["views"]

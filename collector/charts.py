@@ -52,6 +52,110 @@ def _days(series: Sequence[Series]) -> list[date]:
     return sorted({day for s in series for day in s.points})
 
 
+@dataclass(frozen=True)
+class _Plot:
+    """The plotting area of one chart: days along x, 0 to ``y_max`` up y."""
+
+    days: list[date]
+    y_max: float
+    step: float
+
+    width = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
+    height = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
+
+    def x(self, day: date) -> float:
+        if len(self.days) == 1:
+            return MARGIN_LEFT + self.width / 2
+        first = self.days[0].toordinal()
+        span_days = max(self.days[-1].toordinal() - first, 1)
+        return MARGIN_LEFT + (day.toordinal() - first) / span_days * self.width
+
+    def y(self, value: float) -> float:
+        return MARGIN_TOP + self.height - value / self.y_max * self.height
+
+
+def _stack_bases(
+    series: Sequence[Series], days: list[date]
+) -> tuple[list[dict[date, float]], float]:
+    """Where each stacked series sits (the sum of the ones before it; missing days count 0), and
+    the top of the stack."""
+    bases: list[dict[date, float]] = []
+    running = dict.fromkeys(days, 0.0)
+    for s in series:
+        bases.append(dict(running))
+        for day in days:
+            running[day] += s.points.get(day, 0.0)
+    return bases, max(running.values())
+
+
+def _axes(plot: _Plot, y_label: str) -> list[str]:
+    """The grid with its y ticks, the y label, up to 8 date labels and the x axis."""
+    parts = []
+    tick = 0.0
+    while tick <= plot.y_max + 1e-9:
+        yy = plot.y(tick)
+        parts.append(
+            f'<line class="grid" x1="{MARGIN_LEFT}" y1="{yy:.1f}" x2="{WIDTH - MARGIN_RIGHT}" '
+            f'y2="{yy:.1f}"/><text class="tick" x="{MARGIN_LEFT - 6}" y="{yy + 4:.1f}" '
+            f'text-anchor="end">{_fmt_number(tick)}</text>'
+        )
+        tick += plot.step
+    parts.append(
+        f'<text class="axis-label" transform="translate(14 {MARGIN_TOP + plot.height / 2}) '
+        f'rotate(-90)" text-anchor="middle">{html.escape(y_label)}</text>'
+    )
+    days = plot.days
+    every = max(1, math.ceil(len(days) / 8))
+    for i, day in enumerate(days):
+        last = i == len(days) - 1
+        if (i % every == 0 and len(days) - 1 - i >= every / 2) or last:
+            anchor = "end" if last and len(days) > 1 else "middle"
+            parts.append(
+                f'<text class="tick" x="{plot.x(day):.1f}" y="{HEIGHT - MARGIN_BOTTOM + 18}" '
+                f'text-anchor="{anchor}">{day.isoformat()}</text>'
+            )
+    parts.append(
+        f'<line class="axis" x1="{MARGIN_LEFT}" y1="{MARGIN_TOP + plot.height}" '
+        f'x2="{WIDTH - MARGIN_RIGHT}" y2="{MARGIN_TOP + plot.height}"/>'
+    )
+    return parts
+
+
+def _area(plot: _Plot, s: Series, base: dict[date, float], color: str) -> str:
+    """A stacked series: the area between its base and its top (a bar for a single day)."""
+    label = html.escape(s.label)
+    upper = [(plot.x(d), plot.y(base[d] + s.points.get(d, 0.0))) for d in plot.days]
+    lower = [(plot.x(d), plot.y(base[d])) for d in reversed(plot.days)]
+    if len(plot.days) == 1:
+        (xx, yu), (_, yl) = upper[0], lower[0]
+        return (
+            f'<rect class="series" data-series="{label}" x="{xx - 20:.1f}" '
+            f'y="{yu:.1f}" width="40" height="{max(yl - yu, 0):.1f}" fill="{color}">'
+            f"<title>{label}</title></rect>"
+        )
+    points = " ".join(f"{px:.1f},{py:.1f}" for px, py in upper + lower)
+    return (
+        f'<polygon class="series" data-series="{label}" points="{points}" '
+        f'fill="{color}" stroke="#ffffff" stroke-width="0.5"><title>{label}</title>'
+        "</polygon>"
+    )
+
+
+def _line(plot: _Plot, s: Series, color: str) -> str:
+    """A series as a line through its days (a dot when it has one)."""
+    label = html.escape(s.label)
+    coords = [(plot.x(d), plot.y(v)) for d, v in sorted(s.points.items())]
+    points = " ".join(f"{px:.1f},{py:.1f}" for px, py in coords)
+    line = (
+        f'<polyline class="series" data-series="{label}" points="{points}" fill="none" '
+        f'stroke="{color}" stroke-width="2"><title>{label}</title></polyline>'
+    )
+    if len(coords) == 1:
+        px, py = coords[0]
+        line += f'<circle cx="{px:.1f}" cy="{py:.1f}" r="4" fill="{color}"/>'
+    return line
+
+
 def line_chart(
     title: str,
     series: Sequence[Series],
@@ -74,95 +178,16 @@ def line_chart(
             head + f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" '
             'class="empty">no data in this window</text></svg>'
         )
-
-    plot_w = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
-    plot_h = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
-    first = days[0].toordinal()
-    span_days = max(days[-1].toordinal() - first, 1)
-
-    # Stacked: each series sits on the sum of the ones before it (missing days count 0).
-    bases: list[dict[date, float]] = []
-    running = dict.fromkeys(days, 0.0)
-    for s in series:
-        bases.append(dict(running))
-        if stacked:
-            for day in days:
-                running[day] += s.points.get(day, 0.0)
     if stacked:
-        top = max(running.values())
+        bases, top = _stack_bases(series, days)
     else:
         top = max((v for s in series for v in s.points.values()), default=0.0)
     step = _nice_step(top)
-    y_max = max(step, math.ceil(top / step) * step)
-
-    def x(day: date) -> float:
-        if len(days) == 1:
-            return MARGIN_LEFT + plot_w / 2
-        return MARGIN_LEFT + (day.toordinal() - first) / span_days * plot_w
-
-    def y(value: float) -> float:
-        return MARGIN_TOP + plot_h - value / y_max * plot_h
-
-    parts = [head]
-    # grid and y axis
-    tick = 0.0
-    while tick <= y_max + 1e-9:
-        yy = y(tick)
-        parts.append(
-            f'<line class="grid" x1="{MARGIN_LEFT}" y1="{yy:.1f}" x2="{WIDTH - MARGIN_RIGHT}" '
-            f'y2="{yy:.1f}"/><text class="tick" x="{MARGIN_LEFT - 6}" y="{yy + 4:.1f}" '
-            f'text-anchor="end">{_fmt_number(tick)}</text>'
-        )
-        tick += step
-    parts.append(
-        f'<text class="axis-label" transform="translate(14 {MARGIN_TOP + plot_h / 2}) '
-        f'rotate(-90)" text-anchor="middle">{esc(y_label)}</text>'
-    )
-    # x axis: up to 8 date labels
-    every = max(1, math.ceil(len(days) / 8))
-    for i, day in enumerate(days):
-        last = i == len(days) - 1
-        if (i % every == 0 and len(days) - 1 - i >= every / 2) or last:
-            anchor = "end" if last and len(days) > 1 else "middle"
-            parts.append(
-                f'<text class="tick" x="{x(day):.1f}" y="{HEIGHT - MARGIN_BOTTOM + 18}" '
-                f'text-anchor="{anchor}">{day.isoformat()}</text>'
-            )
-    parts.append(
-        f'<line class="axis" x1="{MARGIN_LEFT}" y1="{MARGIN_TOP + plot_h}" '
-        f'x2="{WIDTH - MARGIN_RIGHT}" y2="{MARGIN_TOP + plot_h}"/>'
-    )
-
+    plot = _Plot(days, max(step, math.ceil(top / step) * step), step)
+    parts = [head, *_axes(plot, y_label)]
     for index, s in enumerate(series):
         color = PALETTE[index % len(PALETTE)]
-        label = esc(s.label)
-        if stacked:
-            upper = [(x(d), y(bases[index][d] + s.points.get(d, 0.0))) for d in days]
-            lower = [(x(d), y(bases[index][d])) for d in reversed(days)]
-            if len(days) == 1:  # a single day: draw a bar
-                (xx, yu), (_, yl) = upper[0], lower[0]
-                parts.append(
-                    f'<rect class="series" data-series="{label}" x="{xx - 20:.1f}" '
-                    f'y="{yu:.1f}" width="40" height="{max(yl - yu, 0):.1f}" fill="{color}">'
-                    f"<title>{label}</title></rect>"
-                )
-                continue
-            points = " ".join(f"{px:.1f},{py:.1f}" for px, py in upper + lower)
-            parts.append(
-                f'<polygon class="series" data-series="{label}" points="{points}" '
-                f'fill="{color}" stroke="#ffffff" stroke-width="0.5"><title>{label}</title>'
-                "</polygon>"
-            )
-        else:
-            coords = [(x(d), y(v)) for d, v in sorted(s.points.items())]
-            points = " ".join(f"{px:.1f},{py:.1f}" for px, py in coords)
-            parts.append(
-                f'<polyline class="series" data-series="{label}" points="{points}" fill="none" '
-                f'stroke="{color}" stroke-width="2"><title>{label}</title></polyline>'
-            )
-            if len(coords) == 1:
-                px, py = coords[0]
-                parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="4" fill="{color}"/>')
+        parts.append(_area(plot, s, bases[index], color) if stacked else _line(plot, s, color))
     parts.append("</svg>")
     return "".join(parts)
 

@@ -59,6 +59,9 @@ class LoadedTargets:
     targets: list[Target]
     # Kubeconfig files that could not be read: each becomes a failed ledger row of its own.
     file_outcomes: list[TargetOutcome]
+    # (kubeconfig path, context) of the contexts --context / --exclude-context leave out: they
+    # are still configured, so the clusters they reached are not retired by this run.
+    filtered_out: list[tuple[str, str]] = field(default_factory=list)
 
 
 def load_run_targets(settings: Settings, *, announce: bool = True) -> LoadedTargets:
@@ -116,7 +119,8 @@ def load_run_targets(settings: Settings, *, announce: bool = True) -> LoadedTarg
         # which is a configuration error (exit 2), not a run with failed targets.
         unusable = "".join(f"; {o.error_message}" for o in file_outcomes)
         raise NoTargetsError(f"no target: no context{matching} in {where}{unusable}")
-    return LoadedTargets(targets, file_outcomes)
+    filtered_out = [(t.kubeconfig_path, t.context_name) for t in loaded.filtered_out]
+    return LoadedTargets(targets, file_outcomes, filtered_out)
 
 
 def _file_outcome(err: KubeconfigError, now: datetime) -> TargetOutcome:
@@ -203,9 +207,13 @@ class _StoredRun:
             stats = await self.store.store_inventory(self.run_id, inventory)
         self.versions_written += int(getattr(stats, "versions_written", 0))
 
-    async def finish(self, report: RunReport, settings: Settings) -> None:
+    async def finish(
+        self, report: RunReport, settings: Settings, filtered_out: list[tuple[str, str]]
+    ) -> None:
         await self.store.record_outcomes(self.run_id, report.outcomes)
-        report.retired = await retire_unreached_clusters(self.store, self.run_id, settings)
+        report.retired = await retire_unreached_clusters(
+            self.store, self.run_id, settings, filtered_out
+        )
         await self.store.finish_run(self.run_id, report.status)
 
     async def abandon(self, outcomes: list[TargetOutcome]) -> None:
@@ -280,7 +288,7 @@ async def collect_once(
         )
         report = _run_report(loaded, result, run)
         if run is not None:
-            await run.finish(report, settings)
+            await run.finish(report, settings, loaded.filtered_out)
         if metrics is not None:
             metrics.observe_outcomes(report.outcomes)
         _log_outcomes(report)
@@ -322,13 +330,14 @@ async def prune_ledger(store: Store, settings: Settings) -> None:
 
 
 async def retire_unreached_clusters(
-    store: Store, run_id: int, settings: Settings
+    store: Store, run_id: int, settings: Settings, filtered_out: list[tuple[str, str]]
 ) -> list[Retirement]:
     """The run-end retirement step (after the run's ledger rows are written): the clusters this
-    run reached are marked so, and those that no run reached for longer than
+    run reached are marked so, with those last reached through a context the run's filters left
+    out (still configured), and those that no run reached for longer than
     ``lifecycle.retire_after`` are retired, one transaction per cluster."""
     retire_after = settings.lifecycle.retire_after_delta
-    retired = await store.retire_unreached(run_id, retire_after)
+    retired = await store.retire_unreached(run_id, retire_after, filtered_out)
     for r in retired:
         since = (
             f"since {r.last_reached_at:%Y-%m-%d %H:%M:%S %Z}"

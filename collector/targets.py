@@ -104,6 +104,8 @@ class TargetSet:
     errors: list[KubeconfigError]  # unreadable/malformed files; each names its file
     source: str = "explicit"  # explicit | KUBECONFIG | default | in-cluster | none
     files: tuple[str, ...] = ()  # the files that were read
+    # Contexts the files define that --context / --exclude-context leave out: still configured.
+    filtered_out: list[Target] = field(default_factory=list)
 
 
 # --- pure parsing --------------------------------------------------------------------------
@@ -465,11 +467,14 @@ def load_targets(
         loaded = _load_kubeconfig_env(environ["KUBECONFIG"])
     else:
         loaded = _load_default(home if home is not None else Path.home())
+    kept = filter_targets(loaded.targets, include, exclude)
+    kept_ids = {id(t) for t in kept}
     return TargetSet(
-        targets=filter_targets(loaded.targets, include, exclude),
+        targets=kept,
         errors=loaded.errors,
         source=loaded.source,
         files=tuple(loaded.files),
+        filtered_out=[t for t in loaded.targets if id(t) not in kept_ids],
     )
 
 

@@ -428,14 +428,19 @@ class Store:
     # ---- clusters come and go ---------------------------------------------------------------
 
     async def retire_unreached(
-        self, run_id: int, retire_after: timedelta | None
+        self,
+        run_id: int,
+        retire_after: timedelta | None,
+        filtered_out: Sequence[tuple[str, str]] = (),
     ) -> list[Retirement]:
-        """The run-end retirement step: mark the clusters run ``run_id`` reached, then retire
-        those no run reached for longer than ``retire_after`` (None: never), one transaction per
-        cluster. Call it after :meth:`record_outcomes` of a run that finished normally."""
+        """The run-end retirement step: mark the clusters run ``run_id`` reached (and those
+        last reached through one of the ``filtered_out`` (kubeconfig path, context) pairs,
+        configured but left out of this run), then retire those no run reached for longer than
+        ``retire_after`` (None: never), one transaction per cluster. Call it after
+        :meth:`record_outcomes` of a run that finished normally."""
 
         async def run(conn: Connection) -> list[Retirement]:
-            await mark_reached(conn, self._q, run_id)
+            await mark_reached(conn, self._q, run_id, filtered_out)
             if retire_after is None:
                 return []
             return await retire_unseen(conn, self._q, run_id, retire_after)

@@ -11,6 +11,7 @@ back (``writing.store_cluster`` ends its retirement).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,10 +32,18 @@ class Retirement:
     name: str | None = None  # as the user named it (retire by hand)
 
 
-async def mark_reached(conn: Connection, q: dict[str, str], run_id: int) -> list[str]:
-    """Mark the clusters run ``run_id`` reached; returns their ids. Needs the run's ledger rows
-    and target identities (``Store.record_outcomes``)."""
-    rows = await conn.fetch(q["mark_reached"], run_id)
+async def mark_reached(
+    conn: Connection,
+    q: dict[str, str],
+    run_id: int,
+    filtered_out: Sequence[tuple[str, str]] = (),
+) -> list[str]:
+    """Mark the clusters run ``run_id`` reached, and those last identified through one of the
+    ``filtered_out`` (kubeconfig path, context) pairs; returns their ids. Needs the run's
+    ledger rows and target identities (``Store.record_outcomes``)."""
+    paths = [path for path, _ in filtered_out]
+    contexts = [context for _, context in filtered_out]
+    rows = await conn.fetch(q["mark_reached"], run_id, paths, contexts)
     return sorted(str(r["cluster_id"]) for r in rows)
 
 

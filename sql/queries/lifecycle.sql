@@ -20,7 +20,9 @@ ON CONFLICT (kubeconfig_path, context_name) DO UPDATE SET
 -- The clusters run $1 reached: identified by one of its targets, or identified before by a
 -- target of the run (same kubeconfig path and context) that did not identify anything now,
 -- or by any context of a kubeconfig file that could not be read in this run (a file-level
--- ledger row has the context name ''). Sets their last_reached_at to the run's start.
+-- ledger row has the context name ''), or identified by a context that the run's --context /
+-- --exclude-context left out ($2 kubeconfig paths, $3 context names: still configured, like a
+-- cluster that is down). Sets their last_reached_at to the run's start.
 WITH run AS (
     SELECT r.run_id, r.started_at FROM inventory.collection_run r WHERE r.run_id = $1
 ), reached AS (
@@ -37,6 +39,11 @@ WITH run AS (
     FROM inventory.cluster_collection cc
     JOIN inventory.target_cluster t ON t.kubeconfig_path = cc.kubeconfig_path
     WHERE cc.run_id = $1 AND cc.cluster_id IS NULL AND cc.context_name = ''
+    UNION
+    SELECT t.cluster_id
+    FROM unnest($2::text[], $3::text[]) AS f(kubeconfig_path, context_name)
+    JOIN inventory.target_cluster t
+      ON t.kubeconfig_path = f.kubeconfig_path AND t.context_name = f.context_name
 )
 UPDATE inventory.cluster c
 SET last_reached_at = greatest(c.last_reached_at, run.started_at),

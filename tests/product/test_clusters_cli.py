@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from collector.sim import ClusterSpec, FleetSpec
 from collector.store.embedded import EmbeddedServer
@@ -99,6 +100,46 @@ async def test_clusters_lists_the_registry_after_a_retirement(
     listed = await kubeinv_async("clusters", "-o", "json", env=env)
     manual = [r for r in json.loads(listed.stdout) if r["context_names"] == ["dr-site"]]
     assert manual[0]["retired_by"] == "manual"
+
+
+def _only_context(kubeconfig: Path, context: str, dest: Path) -> Path:
+    """A copy of ``kubeconfig`` that defines only ``context``."""
+    doc = yaml.safe_load(kubeconfig.read_text())
+    doc["contexts"] = [c for c in doc["contexts"] if c["name"] == context]
+    dest.write_text(yaml.safe_dump(doc))
+    return dest
+
+
+async def test_a_run_narrowed_by_context_filters_retires_nothing_it_left_out(
+    sim_fleet: Callable[..., object], pg_dsn: str, tmp_path: Path
+) -> None:
+    # A context that --context or --exclude-context leaves out is still configured: like a
+    # cluster that is down, its cluster is reached, never retired, even with --retire-after 0s.
+    fleet = await sim_fleet(  # type: ignore[misc]
+        FleetSpec(clusters=[ClusterSpec(name="prod", nodes=1), ClusterSpec(name="lab", nodes=1)])
+    )
+    env = clean_env(tmp_path, {"KUBEINV_DATABASE_URL": pg_dsn})
+    config = ["--kubeconfig", str(fleet.kubeconfig)]  # type: ignore[attr-defined]
+    first = await kubeinv_async("collect", *config, env=env)
+    assert first.returncode == 0, first.stderr
+    for narrowed in (["--context", "prod"], ["--exclude-context", "lab"]):
+        run = await kubeinv_async("collect", *config, *narrowed, "--retire-after", "0s", env=env)
+        assert run.returncode == 0, run.stderr
+        assert "retired" not in run.stderr
+    listed = await kubeinv_async("clusters", "-o", "json", env=env)
+    states = {r["context_names"][0]: r["state"] for r in json.loads(listed.stdout)}
+    assert states == {"prod": "active", "lab": "active"}
+
+    # Gone from the kubeconfig, not filtered out: retired.
+    alone = _only_context(fleet.kubeconfig, "prod", tmp_path / "prod-only.yaml")  # type: ignore[attr-defined]
+    gone = await kubeinv_async(
+        "collect", "--kubeconfig", str(alone), "--retire-after", "0s", env=env
+    )
+    assert gone.returncode == 0, gone.stderr
+    assert "retired: no target has reached it" in gone.stderr
+    listed = await kubeinv_async("clusters", "-o", "json", env=env)
+    states = {r["context_names"][0]: r["state"] for r in json.loads(listed.stdout)}
+    assert states == {"prod": "active", "lab": "retired"}
 
 
 def test_retire_after_is_checked(tmp_path: Path) -> None:

@@ -176,39 +176,30 @@ BEGIN
         FROM inventory.node_change c
         WHERE c.at >= since AND c.at <= now_ts
     ),
-    api_added AS (
-        SELECT a.cluster_id, a.valid_from AS at, 'api-added'::text AS kind,
+    -- The API resource versions starting (n) or ending (p) in the window, paired by their keys:
+    -- n alone is an addition (a), p alone a removal, unless a return opened it or a retirement
+    -- closed it (those have a row of their own), or it came with the cluster's first collection.
+    api_added_or_removed AS (
+        SELECT a.cluster_id, a.at, a.change AS kind,
                inventory.api_resource_name(a.api_group, a.api_version, a.resource) AS subject,
                jsonb_build_object('api_group', a.api_group, 'api_version', a.api_version,
                                   'resource', a.resource, 'kind', a.kind,
                                   'preferred', a.preferred) AS detail
-        FROM inventory.api_resource_history a
-        JOIN first_collection f ON f.cluster_id = a.cluster_id
-        WHERE a.valid_from >= since
-          AND a.valid_from > f.first_at
-          AND NOT EXISTS (
-              SELECT 1 FROM inventory.api_resource_history p
-              WHERE p.cluster_id = a.cluster_id AND p.api_group = a.api_group
-                AND p.api_version = a.api_version AND p.resource = a.resource
-                AND p.valid_to = a.valid_from AND p.valid_to >= since)
-          AND NOT EXISTS (SELECT 1 FROM return_instant x
-                          WHERE x.cluster_id = a.cluster_id AND x.at = a.valid_from)
-    ),
-    api_removed AS (
-        SELECT a.cluster_id, a.valid_to AS at, 'api-removed'::text AS kind,
-               inventory.api_resource_name(a.api_group, a.api_version, a.resource) AS subject,
-               jsonb_build_object('api_group', a.api_group, 'api_version', a.api_version,
-                                  'resource', a.resource, 'kind', a.kind,
-                                  'preferred', a.preferred) AS detail
-        FROM inventory.api_resource_history a
-        WHERE a.valid_to >= since
-          AND NOT EXISTS (
-              SELECT 1 FROM inventory.api_resource_history s
-              WHERE s.cluster_id = a.cluster_id AND s.api_group = a.api_group
-                AND s.api_version = a.api_version AND s.resource = a.resource
-                AND s.valid_from = a.valid_to AND s.valid_from >= since)
-          AND NOT EXISTS (SELECT 1 FROM retire_instant x
-                          WHERE x.cluster_id = a.cluster_id AND x.at = a.valid_to)
+        FROM (SELECT 'api-added'::text AS change, h.valid_from AS at, h.*
+              FROM inventory.api_resource_history h WHERE h.valid_from >= since) n
+        FULL JOIN (SELECT 'api-removed'::text AS change, h.valid_to AS at, h.*
+                   FROM inventory.api_resource_history h WHERE h.valid_to >= since) p
+          ON (p.cluster_id, p.api_group, p.api_version, p.resource, p.at)
+           = (n.cluster_id, n.api_group, n.api_version, n.resource, n.at)
+        CROSS JOIN LATERAL (SELECT n.* WHERE p.cluster_id IS NULL
+                            UNION ALL
+                            SELECT p.* WHERE n.cluster_id IS NULL) a
+        LEFT JOIN first_collection f ON f.cluster_id = a.cluster_id
+        WHERE (a.change = 'api-removed' OR a.at > f.first_at)
+          AND NOT EXISTS (SELECT 1 FROM retirement r
+                          WHERE r.cluster_id = a.cluster_id
+                            AND a.at = CASE a.change WHEN 'api-added' THEN r.returned_at
+                                                     ELSE r.retired_at END)
     )
     SELECT x.cluster_id, x.at, x.kind, x.subject, x.detail FROM (
         SELECT * FROM cluster_added
@@ -217,8 +208,7 @@ BEGIN
         UNION ALL SELECT * FROM node_added
         UNION ALL SELECT * FROM node_changed
         UNION ALL SELECT * FROM node_removed
-        UNION ALL SELECT * FROM api_added
-        UNION ALL SELECT * FROM api_removed
+        UNION ALL SELECT * FROM api_added_or_removed
     ) x
     WHERE x.at <= inventory.analytics_now()
     ORDER BY x.at, x.cluster_id,

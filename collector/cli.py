@@ -514,7 +514,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         ),
         (
             "status",
-            _cmd_db_control,
+            _cmd_db_status,
             "the embedded PostgreSQL: data dir, version, pid, size, socket",
             "Show the embedded PostgreSQL's state without starting it: data directory, "
             "version, pid, size and socket. On a configured database, its version and size.",
@@ -603,8 +603,12 @@ def _cmd_db_url(args: argparse.Namespace, settings: Settings) -> Any:
     return _module("running").db_url_command(settings)
 
 
+def _cmd_db_status(args: argparse.Namespace, settings: Settings) -> Any:
+    return _module("dbctl").status_command(settings)
+
+
 def _cmd_db_control(args: argparse.Namespace, settings: Settings) -> Any:
-    return getattr(_module("dbctl"), f"{args.db_action}_command")(settings)
+    return _module("dbctl").control_command(settings, args.db_action)
 
 
 def _cmd_report(args: argparse.Namespace, settings: Settings) -> Any:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
 from collector.errors import EXIT_OK, ConfigError
@@ -90,28 +92,44 @@ async def status_command(settings: Settings, *, stream: IO[str] | None = None) -
     return EXIT_OK
 
 
-async def start_command(settings: Settings, *, stream: IO[str] | None = None) -> int:
-    out = stream if stream is not None else sys.stdout
-    server = _embedded_only(settings, "start")
-    pid = server.running_pid()
-    if pid is not None:
-        out.write(f"the embedded PostgreSQL is running already (pid {pid}, {server.data_dir})\n")
-        return EXIT_OK
-    await asyncio.to_thread(server.ensure_running)
-    out.write(f"started the embedded PostgreSQL (pid {server.running_pid()}, {server.data_dir})\n")
-    return EXIT_OK
+@dataclass(frozen=True)
+class _Control:
+    """What ``kubeinv db start`` or ``kubeinv db stop`` does to the embedded server."""
+
+    running_when_done: bool  # true for start: nothing to do when the server runs already
+    step: Callable[[EmbeddedServer], object]
+    already: str  # what it says when there is nothing to do
+    done: str  # what it says after the step ({pid}: the started server's, the stopped one's)
 
 
-async def stop_command(settings: Settings, *, stream: IO[str] | None = None) -> int:
+_CONTROLS = {
+    "start": _Control(
+        running_when_done=True,
+        step=lambda server: server.ensure_running(),
+        already="the embedded PostgreSQL is running already (pid {pid}, {data_dir})",
+        done="started the embedded PostgreSQL (pid {pid}, {data_dir})",
+    ),
+    "stop": _Control(
+        running_when_done=False,
+        step=lambda server: server.stop(),
+        already="the embedded PostgreSQL is not running ({data_dir})",
+        done="stopped the embedded PostgreSQL (pid {pid}, {data_dir}); the next command that "
+        "needs it starts it again",
+    ),
+}
+
+
+async def control_command(settings: Settings, action: str, *, stream: IO[str] | None = None) -> int:
+    """``kubeinv db start|stop`` (``action``): the step, unless the server is so already."""
     out = stream if stream is not None else sys.stdout
-    server = _embedded_only(settings, "stop")
+    control = _CONTROLS[action]
+    server = _embedded_only(settings, action)
     pid = server.running_pid()
-    if pid is None:
-        out.write(f"the embedded PostgreSQL is not running ({server.data_dir})\n")
-        return EXIT_OK
-    await asyncio.to_thread(server.stop)
-    out.write(
-        f"stopped the embedded PostgreSQL (pid {pid}, {server.data_dir}); the next command "
-        "that needs it starts it again\n"
-    )
+    if (pid is not None) == control.running_when_done:
+        message = control.already
+    else:
+        await asyncio.to_thread(control.step, server)
+        message = control.done
+        pid = server.running_pid() or pid
+    out.write(message.format(pid=pid, data_dir=server.data_dir) + "\n")
     return EXIT_OK

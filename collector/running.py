@@ -311,7 +311,7 @@ async def prune_ledger(store: Store, settings: Settings) -> None:
 
     The run is recorded by then; a failure here is logged and does not change its outcome.
     """
-    older_than = settings.retention.ledger_delta
+    older_than = settings.retention.ledger.delta
     if older_than is None:
         return
     try:
@@ -336,7 +336,7 @@ async def retire_unreached_clusters(
     run reached are marked so, with those last reached through a context the run's filters left
     out (still configured), and those that no run reached for longer than
     ``lifecycle.retire_after`` are retired, one transaction per cluster."""
-    retire_after = settings.lifecycle.retire_after_delta
+    retire_after = settings.lifecycle.retire_after.delta
     retired = await store.retire_unreached(run_id, retire_after, filtered_out)
     for r in retired:
         since = (

@@ -15,21 +15,22 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import CoreSchema, core_schema
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -175,53 +176,61 @@ def parse_retention(text: str | float | int) -> timedelta | None:
     )
 
 
-def _duration_text(parse: Callable[[str], timedelta | None]) -> BeforeValidator:
-    """The check of a duration setting that is kept as the text given (messages quote it): a
-    number is seconds (``30`` becomes ``"30s"``), and text must ``parse``."""
+class DurationSetting(str):
+    """The value of a duration setting with words of its own: the text as given, which logs and
+    error messages quote, and ``delta``, what it means by the ``parse`` of its kind (a subclass).
+    In a setting, a number is seconds: ``30`` is ``"30s"``."""
 
-    def check(value: Any) -> Any:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            value = f"{value}s"
-        if isinstance(value, str):
-            parse(value)
-        return value
+    delta: timedelta | None
 
-    return BeforeValidator(check)
+    @staticmethod
+    def parse(text: str) -> timedelta | None:
+        raise NotImplementedError("a kind of DurationSetting names its parse")
+
+    def __new__(cls, text: str) -> Self:
+        setting = super().__new__(cls, text)
+        setting.delta = cls.parse(text)
+        return setting
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_before_validator_function(
+            _number_as_seconds, core_schema.no_info_after_validator_function(cls, handler(str))
+        )
 
 
-# The duration settings with words of their own; ``parse_*`` gives what the text means.
-RetireAfter = Annotated[str, _duration_text(parse_retire_after)]
-Retention = Annotated[str, _duration_text(parse_retention)]
+def _number_as_seconds(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value}s"
+    return value
+
+
+class RetireAfter(DurationSetting):
+    parse = staticmethod(parse_retire_after)
+
+
+class Retention(DurationSetting):
+    parse = staticmethod(parse_retention)
 
 
 class LifecycleSettings(_Section):
     """When a cluster that no run reaches any more is retired."""
 
     retire_after: RetireAfter = Field(
-        default="7d",
+        default=RetireAfter("7d"),
         description="retire a cluster no target has reached for this long, at the end of a "
         "run: a duration (7d, 12h), 0s (the first run that does not reach it) or never",
     )
-
-    @property
-    def retire_after_delta(self) -> timedelta | None:
-        """None when automatic retirement is off (``never``)."""
-        return parse_retire_after(self.retire_after)
 
 
 class RetentionSettings(_Section):
     """How long the run ledger is kept. History is never pruned."""
 
     ledger: Retention = Field(
-        default="90d",
+        default=Retention("90d"),
         description="delete collection_run and cluster_collection rows older than this after "
         "each run (e.g. 90d, 12h); 0 keeps everything",
     )
-
-    @property
-    def ledger_delta(self) -> timedelta | None:
-        """None when the ledger is kept whole (``0``)."""
-        return parse_retention(self.ledger)
 
 
 class LogSettings(_Section):
@@ -235,7 +244,11 @@ class LogSettings(_Section):
 
 
 class Settings(BaseSettings):
-    """Every setting of kubeinv. See config/kubeinv.example.toml for each key."""
+    """Every setting of kubeinv. See config/kubeinv.example.toml for each key.
+
+    Plain ``Settings()`` takes its arguments and the environment (pydantic-settings' sources: no
+    .env file or secrets directory is configured); load_settings composes the flags, the
+    environment and the config file."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -304,18 +317,6 @@ class Settings(BaseSettings):
         if not value.startswith(("postgres://", "postgresql://")):
             raise ValueError("must be a postgresql:// URL (or unset for the embedded database)")
         return value
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Sources are composed in load_settings; plain Settings() means defaults + environment.
-        return (init_settings, env_settings)
 
 
 _SETTINGS_FIELDS = {

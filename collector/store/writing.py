@@ -69,7 +69,9 @@ _json = msgspec.json.Encoder()
 
 # Column order of the rows written into the history tables: the record's fields, in the order
 # collector.records declares them, between the history keys. node_row and api_resource_row
-# spell the same order out (a generic per-field loop would cost the write path ~10%).
+# spell the same order out (a generic per-field loop would cost the write path ~10%; even the
+# bigint fields alone, read by one operator.attrgetter and checked in one comprehension, made
+# node_row ~8% slower than its eight _int64 calls).
 NODE_COLUMNS = ("cluster_id", "valid_from", *NodeRecord.__struct_fields__, "first_seen_at")
 API_RESOURCE_COLUMNS = ("cluster_id", "valid_from", *ApiResourceRecord.__struct_fields__)
 VERSION_COLUMNS = ("cluster_id", *VersionRecord.__struct_fields__, "valid_from")

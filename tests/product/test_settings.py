@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -114,6 +116,21 @@ def test_the_example_config_is_valid_and_documents_every_key() -> None:
         assert f"[{section}]" in text
         for key in model.model_fields:
             assert f"{key} =" in text, f"{section}.{key} is not documented"
+
+
+def test_a_duration_setting_keeps_its_text_with_its_meaning() -> None:
+    s = load_settings(
+        {"retention": {"ledger": 30}}, environ={"KUBEINV_LIFECYCLE__RETIRE_AFTER": "never"}
+    )
+    assert (s.retention.ledger, s.retention.ledger.delta) == ("30s", timedelta(seconds=30))
+    assert (s.lifecycle.retire_after, s.lifecycle.retire_after.delta) == ("never", None)
+    assert copy.deepcopy(s).retention.ledger.delta == timedelta(seconds=30)
+    default = Settings()
+    assert (default.lifecycle.retire_after, default.lifecycle.retire_after.delta) == (
+        "7d",
+        timedelta(days=7),
+    )
+    assert default.retention.ledger.delta == timedelta(days=90)
 
 
 @pytest.mark.parametrize(

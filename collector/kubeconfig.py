@@ -386,12 +386,20 @@ class Interpretation:
     """One context's cluster and user, resolved, with what kubectl would refuse."""
 
     cluster: Entry | None  # None: not defined
-    user: Entry | None
+    user: Entry | None  # its tokenFile inlined
     problems: tuple[str, ...]
-    auth_kind: str
+    auth_kind: str  # of the user entry as written ("token-file" before it is inlined)
     ca_bytes: bytes | None
-    secrets: tuple[str, ...]
-    impersonation: tuple[tuple[str, str], ...]
+    file_secrets: tuple[str, ...]  # read from the files the user entry names (client key)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret string of the context, for redaction (see :func:`secret_values`)."""
+        return secret_values(self.user or {}, [*self.file_secrets, *proxy_secrets(self.proxy_url)])
+
+    @property
+    def impersonation(self) -> tuple[tuple[str, str], ...]:
+        return impersonation_headers(self.user or {})
 
     @property
     def server(self) -> str | None:
@@ -461,15 +469,11 @@ def interpret(
     else:
         user, kind, file_secrets, more = _interpret_user(context["user"], found_user, read_file)
         problems += more
-    proxy = (cluster or {}).get("proxy-url")
     return Interpretation(
         cluster=cluster,
         user=user,
         problems=tuple(problems),
         auth_kind=kind,
         ca_bytes=ca_bytes,
-        secrets=secret_values(
-            user or {}, [*file_secrets, *proxy_secrets(proxy if isinstance(proxy, str) else None)]
-        ),
-        impersonation=impersonation_headers(user or {}),
+        file_secrets=tuple(file_secrets),
     )

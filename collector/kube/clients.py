@@ -21,7 +21,7 @@ import base64
 import os
 import ssl
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from collector.errors import (
@@ -82,22 +82,16 @@ class StaticAuth:
         return False  # nothing new to try
 
 
+@dataclass(eq=False, repr=False)
 class ExecAuth:
     """An exec plugin's credential: from the cache while valid, else from a plugin run."""
 
-    def __init__(
-        self,
-        plan: ExecPlan,
-        *,
-        cache: ExecCredentialCache,
-        policy: RequestPolicy,
-        deadline: Deadline,
-    ) -> None:
-        self.plan = plan
-        self.cache = cache
-        self.policy = policy
-        self.deadline = deadline
-        self.secrets: tuple[str, ...] = ()
+    plan: ExecPlan
+    _: KW_ONLY
+    cache: ExecCredentialCache
+    policy: RequestPolicy
+    deadline: Deadline
+    secrets: tuple[str, ...] = field(default=(), init=False)  # what the plugin returned
 
     async def _run(self) -> ExecCredential:
         timeout = max(0.0, min(self.policy.request_timeout, self.deadline.remaining()))
@@ -147,11 +141,9 @@ class ClusterTransport:
         disable_compression: bool = False,
         connections: int = 1,
         impersonation: Sequence[tuple[str, str]] = (),
-        extra_secrets: tuple[str, ...] = (),
     ) -> None:
         self.server_url = server_url.rstrip("/")
         self.impersonation = tuple(impersonation)
-        self.extra_secrets = extra_secrets  # e.g. a proxy's password
         self.tls = tls
         self.auth = auth
         self.tls_contexts = tls_contexts
@@ -164,7 +156,7 @@ class ClusterTransport:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return (*self.auth.secrets, *self.extra_secrets)
+        return (*self.auth.secrets, *proxy_secrets(self.proxy_url))
 
     def _pool(self, ticket: Ticket) -> list[HTTPConnection]:
         key = (ticket.cert, ticket.key)
@@ -399,7 +391,6 @@ async def open_client(
         disable_compression=bool(cluster.get("disable-compression")),
         connections=max_connections,
         impersonation=target.impersonation,
-        extra_secrets=proxy_secrets(proxy),
     )
     try:
         await transport.authorize()  # a failing plugin or an unusable key fails here

@@ -26,6 +26,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from collector.errors import ExecPluginError
@@ -100,15 +101,42 @@ def exec_info(spec: Mapping[str, Any], cluster: Mapping[str, Any] | None) -> dic
 
 @dataclass(frozen=True)
 class ExecPlan:
-    """A plugin run, ready to start: its argv and environment, and its cache key."""
+    """A plugin run, ready to start: a kubeconfig user's ``exec`` entry (checked by
+    :func:`plan_exec_plugin`) and the cluster it is for; its argv, environment and cache key
+    follow from them."""
 
     spec: Mapping[str, Any]
-    command: str
-    api_version: str
-    argv: tuple[str, ...]
-    env_overrides: tuple[tuple[str, str], ...]
-    info: str  # KUBERNETES_EXEC_INFO
-    cluster_server: str | None
+    cluster: Mapping[str, Any] | None
+
+    @property
+    def command(self) -> str:
+        return str(self.spec["command"])
+
+    @property
+    def api_version(self) -> str:
+        return str(self.spec["apiVersion"])
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        return (self.command, *(str(a) for a in self.spec.get("args") or ()))
+
+    @property
+    def env_overrides(self) -> tuple[tuple[str, str], ...]:
+        return tuple(
+            (str(item["name"]), str(item.get("value", "")))
+            for item in self.spec.get("env") or ()
+            if isinstance(item, Mapping) and "name" in item
+        )
+
+    @cached_property
+    def info(self) -> str:
+        """KUBERNETES_EXEC_INFO, made once (it may read the cluster's CA file)."""
+        return json.dumps(exec_info(self.spec, self.cluster), sort_keys=True)
+
+    @property
+    def cluster_server(self) -> str | None:
+        server = self.cluster.get("server") if self.cluster is not None else None
+        return server if isinstance(server, str) else None
 
     @property
     def cache_key(self) -> tuple[object, ...]:
@@ -132,22 +160,7 @@ def plan_exec_plugin(spec: Mapping[str, Any], *, cluster: Mapping[str, Any] | No
     args = spec.get("args") or []
     if not isinstance(args, Sequence) or isinstance(args, str):
         raise ExecPluginError(f"exec plugin {command!r}: args must be a list")
-    argv = (command, *(str(a) for a in args))
-    overrides = tuple(
-        (str(item["name"]), str(item.get("value", "")))
-        for item in spec.get("env") or ()
-        if isinstance(item, Mapping) and "name" in item
-    )
-    server = cluster.get("server") if cluster is not None else None
-    return ExecPlan(
-        spec=spec,
-        command=command,
-        api_version=str(api_version),
-        argv=argv,
-        env_overrides=overrides,
-        info=json.dumps(exec_info(spec, cluster), sort_keys=True),
-        cluster_server=server if isinstance(server, str) else None,
-    )
+    return ExecPlan(spec, cluster)
 
 
 async def run_exec_plugin(

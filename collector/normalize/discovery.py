@@ -69,28 +69,18 @@ def _decode(decoder: msgspec.json.Decoder[T], raw: bytes, what: str) -> T:
 
 
 def _record(
-    *,
-    group: str,
-    version: str,
-    resource: str,
-    kind: str,
-    namespaced: bool,
-    verbs: Iterable[str] | None,
-    short_names: Iterable[str] | None,
-    categories: Iterable[str] | None,
-    singular_name: str | None,
-    preferred: bool,
+    res: wire.APIResource | wire.APIResourceDiscovery, *, group: str, version: str, preferred: bool
 ) -> ApiResourceRecord:
     record = ApiResourceRecord(
         api_group=group,
         api_version=version,
-        resource=resource,
-        kind=kind,
-        namespaced=namespaced,
-        verbs=tuple(verbs or ()),
-        short_names=tuple(short_names or ()),
-        categories=tuple(categories or ()),
-        singular_name=singular_name or None,
+        resource=res.resource,
+        kind=res.kind,
+        namespaced=res.namespaced,
+        verbs=tuple(res.verbs or ()),
+        short_names=tuple(res.short_names or ()),
+        categories=tuple(res.categories or ()),
+        singular_name=res.singular_name or None,
         preferred=preferred,
     )
     force_setattr(record, "content_hash", hash_blank_record(record))  # a new record
@@ -132,20 +122,8 @@ def _decode_aggregated_cached(raw: bytes) -> AggregatedResult:
             for res in version_doc.resources or ():
                 if not res.resource or "/" in res.resource:
                     continue
-                kind = res.response_kind.kind if res.response_kind else ""
                 resources.append(
-                    _record(
-                        group=group,
-                        version=version_doc.version,
-                        resource=res.resource,
-                        kind=kind,
-                        namespaced=res.scope == "Namespaced",
-                        verbs=res.verbs,
-                        short_names=res.short_names,
-                        categories=res.categories,
-                        singular_name=res.singular_resource,
-                        preferred=index == 0,
-                    )
+                    _record(res, group=group, version=version_doc.version, preferred=index == 0)
                 )
     return AggregatedResult(resources=resources, stale_groups=stale, group_versions=group_versions)
 
@@ -178,18 +156,7 @@ def decode_resource_list(
     """Decode a legacy ``APIResourceList`` of one group version, subresources dropped."""
     doc = _decode(_resource_list_decoder, raw, f"resource list of {group or 'core'}/{version}")
     return [
-        _record(
-            group=group,
-            version=version,
-            resource=res.name,
-            kind=res.kind,
-            namespaced=res.namespaced,
-            verbs=res.verbs,
-            short_names=res.short_names,
-            categories=res.categories,
-            singular_name=res.singular_name,
-            preferred=preferred,
-        )
+        _record(res, group=group, version=version, preferred=preferred)
         for res in doc.resources or ()
         if res.name and "/" not in res.name
     ]

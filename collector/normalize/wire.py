@@ -125,6 +125,11 @@ class APIVersions(msgspec.Struct, kw_only=True, gc=False):
     versions: list[str] = []
 
 
+# Both forms of a resource entry (legacy APIResource, aggregated APIResourceDiscovery) also
+# answer to one set of names, as properties: resource, kind, namespaced, singular_name (with
+# verbs, short_names and categories, which they share).
+
+
 class APIResource(msgspec.Struct, rename="camel", kw_only=True, gc=False):
     name: str = ""
     singular_name: str | None = None
@@ -135,6 +140,10 @@ class APIResource(msgspec.Struct, rename="camel", kw_only=True, gc=False):
     verbs: list[str] | None = None
     short_names: list[str] | None = None
     categories: list[str] | None = None
+
+    @property
+    def resource(self) -> str:
+        return self.name
 
 
 class APIResourceList(msgspec.Struct, rename="camel", kw_only=True, gc=False):
@@ -157,6 +166,18 @@ class APIResourceDiscovery(msgspec.Struct, rename="camel", kw_only=True, gc=Fals
     verbs: list[str] | None = None
     short_names: list[str] | None = None
     categories: list[str] | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.response_kind.kind if self.response_kind else ""
+
+    @property
+    def namespaced(self) -> bool:
+        return self.scope == "Namespaced"
+
+    @property
+    def singular_name(self) -> str | None:
+        return self.singular_resource
 
 
 class APIVersionDiscovery(msgspec.Struct, kw_only=True, gc=False):

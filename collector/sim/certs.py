@@ -7,6 +7,7 @@ of clusters starts quickly. kubectl (Go) and Python's ssl module both accept the
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import ipaddress
 from dataclasses import dataclass
 
@@ -35,20 +36,22 @@ def _builder(
         .not_valid_after(now + _VALIDITY)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=ca,
-                crl_sign=ca,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            _key_usage("digital_signature", *(("key_cert_sign", "crl_sign") if ca else ())),
             critical=True,
         )
     )
+
+
+# KeyUsage's nine flags, as its constructor names them.
+_KEY_USAGE_FLAGS = tuple(inspect.signature(x509.KeyUsage).parameters)
+
+
+def _key_usage(*usages: str) -> x509.KeyUsage:
+    """The KeyUsage extension that asserts ``usages`` (flag names) and no other."""
+    unknown = set(usages) - set(_KEY_USAGE_FLAGS)
+    if unknown:
+        raise ValueError(f"not key usages: {sorted(unknown)}")
+    return x509.KeyUsage(**{flag: flag in usages for flag in _KEY_USAGE_FLAGS})
 
 
 @dataclass(frozen=True)

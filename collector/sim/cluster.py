@@ -13,7 +13,7 @@ import time
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, InitVar, dataclass, field
 from typing import Any, NamedTuple
 
 import msgspec
@@ -202,43 +202,38 @@ class ContinueError(Exception):
 _SNAPSHOTS_KEPT = 16
 
 
+@dataclass(eq=False, repr=False)
 class SimCluster:
     """One simulated cluster. Mutations bump the resourceVersion, as the API server would."""
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        version: str,
-        flavour: str,
-        node_count: int,
-        seed: int,
-        variant: int,
-        virtual_nodes: int = 0,
-        alpha_apis: bool = False,
-        compaction_seconds: float = 300.0,
-        request_log_limit: int = 100_000,
-    ) -> None:
-        if flavour not in nodes.FLAVOURS:
-            raise ValueError(f"unknown flavour {flavour!r}; one of {', '.join(nodes.FLAVOURS)}")
-        self.name = name
-        self.flavour = flavour
-        self.seed = seed
-        self.variant = variant
-        self.alpha_apis = alpha_apis
-        self.compaction_seconds = compaction_seconds
-        rng = random.Random(f"{seed}/{name}/cluster")
+    name: str
+    _: KW_ONLY
+    version: InitVar[str]  # "v1.31.2"; the control plane's, see upgrade()
+    flavour: str
+    node_count: InitVar[int]
+    seed: int
+    variant: int
+    virtual_nodes: int = 0  # the virtual-kubelet nodes it starts with
+    alpha_apis: bool = False
+    compaction_seconds: float = 300.0
+    request_log_limit: int = 100_000
+
+    def __post_init__(self, version: str, node_count: int) -> None:
+        if self.flavour not in nodes.FLAVOURS:
+            raise ValueError(
+                f"unknown flavour {self.flavour!r}; one of {', '.join(nodes.FLAVOURS)}"
+            )
+        rng = random.Random(f"{self.seed}/{self.name}/cluster")
         self.uid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         self.created = nodes.rfc3339(
             dt.datetime(2024, 2, 1, tzinfo=dt.UTC) + dt.timedelta(hours=rng.randrange(500))
         )
         self._commit_rng = rng
-        self.minor, self.patch = parse_version(version)
-        self.version_info: Json = {}
-        self._set_version_info()
+        self._rendered: tuple[frozenset[str], discovery.RenderedDiscovery] | None = None
+        self._set_version(version)
         self.faults = Faults()
         # The most recent requests (bounded, so a long-running fleet does not grow without end).
-        self.request_log: deque[RequestRecord] = deque(maxlen=request_log_limit)
+        self.request_log: deque[RequestRecord] = deque(maxlen=self.request_log_limit)
         self.tokens: dict[str, str] = {}  # bearer token -> user name (pop one to revoke it)
         self.connections = 0  # TCP connections accepted (each one a TLS handshake)
         self.server_url = ""
@@ -256,14 +251,10 @@ class SimCluster:
         for _ in range(node_count):
             self._insert(nodes.make_node(ctx, self._next_index, total=node_count))
             self._next_index += 1
-        for i in range(virtual_nodes):
+        for i in range(self.virtual_nodes):
             self._insert(nodes.virtual_node(ctx, i))
         self._snapshots: OrderedDict[int, ListSnapshot] = OrderedDict()
-        self._groups = discovery.builtin_groups(
-            self.minor, alpha=alpha_apis
-        ) + discovery.custom_groups(flavour, variant)
         self._removed_groups: set[str] = set()
-        self._rendered: tuple[frozenset[str], discovery.RenderedDiscovery] | None = None
         self._heartbeat_counter = 0
 
     # --- read side ---------------------------------------------------------------------------
@@ -366,12 +357,7 @@ class SimCluster:
 
     def upgrade(self, version: str, *, kubelets: bool = False) -> None:
         """New control-plane version; discovery follows. With kubelets=True every node too."""
-        self.minor, self.patch = parse_version(version)
-        self._set_version_info()
-        self._groups = discovery.builtin_groups(
-            self.minor, alpha=self.alpha_apis
-        ) + discovery.custom_groups(self.flavour, self.variant)
-        self._rendered = None
+        self._set_version(version)
         if kubelets:
             for node in self._nodes.values():
                 info = node.obj["status"]["nodeInfo"]
@@ -473,7 +459,16 @@ class SimCluster:
     def _bump(self) -> None:
         self.resource_version += 1
 
-    def _set_version_info(self) -> None:
+    def _set_version(self, version: str) -> None:
+        """The control plane's version: /version's body and the APIs it serves."""
+        self.minor, self.patch = parse_version(version)
+        self.version_info = self._version_info()
+        self._groups = discovery.builtin_groups(
+            self.minor, alpha=self.alpha_apis
+        ) + discovery.custom_groups(self.flavour, self.variant)
+        self._rendered = None
+
+    def _version_info(self) -> Json:
         rng = random.Random(f"{self.seed}/{self.name}/{self.minor}.{self.patch}")
         minor, patch, f = self.minor, self.patch, self.flavour
         minor_text = str(minor)
@@ -491,7 +486,7 @@ class SimCluster:
         release = dt.datetime(2020, 12, 8, tzinfo=dt.UTC) + dt.timedelta(
             days=(minor - 20) * 120 + patch * 30 + rng.randrange(20)
         )
-        self.version_info = {
+        return {
             "major": "1",
             "minor": minor_text,
             "gitVersion": git,

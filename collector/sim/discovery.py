@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -303,141 +303,69 @@ def _version_priority(version: str) -> tuple[int, int, int]:
 # --- custom resources ------------------------------------------------------------------------
 
 
-def crd_resource(
-    plural: str,
-    kind: str,
-    *,
-    namespaced: bool = True,
-    short: tuple[str, ...] = (),
-    categories: tuple[str, ...] = (),
-    status: bool = True,
-    scale: bool = False,
-) -> Json:
-    res: Json = {"resource": plural}
-    if categories:
-        res["categories"] = list(categories)
-    res["responseKind"] = {"group": "", "kind": kind, "version": ""}
-    res["scope"] = "Namespaced" if namespaced else "Cluster"
-    if short:
-        res["shortNames"] = list(short)
-    res["singularResource"] = kind.lower()
-    subs: list[Json] = []
-    if scale:
-        subs.append(
-            {
-                "responseKind": {"group": "autoscaling", "kind": "Scale", "version": "v1"},
-                "subresource": "scale",
-                "verbs": ["get", "patch", "update"],
-            }
-        )
-    if status:
-        subs.append(
-            {
-                "responseKind": {"group": "", "kind": kind, "version": ""},
-                "subresource": "status",
-                "verbs": ["get", "patch", "update"],
-            }
-        )
-    if subs:
-        res["subresources"] = subs
-    res["verbs"] = _VERBS_ALL
-    return res
+class _Crd(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="camel"):
+    """One CustomResourceDefinition, as data/model/crd_groups.json declares it."""
+
+    plural: str
+    kind: str
+    scope: Literal["Namespaced", "Cluster"] = "Namespaced"
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    subresources: tuple[Literal["scale", "status"], ...] = ()
+
+    def resource(self) -> Json:
+        """The aggregated-discovery entry apiextensions-apiserver serves for it."""
+        res: Json = {"resource": self.plural}
+        if self.categories:
+            res["categories"] = list(self.categories)
+        res["responseKind"] = self._response_kind("")
+        res["scope"] = self.scope
+        if self.short_names:
+            res["shortNames"] = list(self.short_names)
+        res["singularResource"] = self.kind.lower()
+        if self.subresources:
+            res["subresources"] = [
+                {
+                    "responseKind": self._response_kind(name),
+                    "subresource": name,
+                    "verbs": ["get", "patch", "update"],
+                }
+                for name in self.subresources
+            ]
+        res["verbs"] = _VERBS_ALL
+        return res
+
+    def _response_kind(self, subresource: str) -> Json:
+        if subresource == "scale":
+            return {"group": "autoscaling", "kind": "Scale", "version": "v1"}
+        return {"group": "", "kind": self.kind, "version": ""}
 
 
-def _monitoring() -> ApiGroup:
-    cat = ("prometheus-operator",)
-    v1 = [
-        crd_resource("alertmanagers", "Alertmanager", short=("am",), categories=cat, scale=True),
-        crd_resource("podmonitors", "PodMonitor", short=("pmon",), categories=cat, status=False),
-        crd_resource("probes", "Probe", short=("prb",), categories=cat, status=False),
-        crd_resource("prometheuses", "Prometheus", short=("prom",), categories=cat, scale=True),
-        crd_resource(
-            "prometheusrules", "PrometheusRule", short=("promrule",), categories=cat, status=False
-        ),
-        crd_resource(
-            "servicemonitors", "ServiceMonitor", short=("smon",), categories=cat, status=False
-        ),
-        crd_resource("thanosrulers", "ThanosRuler", short=("ruler",), categories=cat, scale=True),
-    ]
-    v1alpha1 = [
-        crd_resource(
-            "alertmanagerconfigs",
-            "AlertmanagerConfig",
-            short=("amcfg",),
-            categories=cat,
-            status=False,
-        ),
-    ]
+class _CrdVersion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    version: str
+    crds: tuple[_Crd, ...]
+
+
+class _CrdGroup(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    versions: tuple[_CrdVersion, ...]  # in preference order
+
+
+class _CrdTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    groups: tuple[_CrdGroup, ...]
+    flavours: dict[str, tuple[str, ...]]  # flavour -> the CRD groups its clusters install
+
+
+@cache
+def _crd_table() -> tuple[dict[str, _CrdGroup], dict[str, tuple[str, ...]]]:
+    table = msgspec.json.decode(_data("model/crd_groups.json"), type=_CrdTable)
+    return {g.name: g for g in table.groups}, table.flavours
+
+
+def _crd_group(name: str) -> ApiGroup:
+    group = _crd_table()[0][name]
     return ApiGroup(
-        "monitoring.coreos.com", [ApiVersion("v1", v1), ApiVersion("v1alpha1", v1alpha1)]
-    )
-
-
-def _cert_manager() -> list[ApiGroup]:
-    cat = ("cert-manager",)
-    return [
-        ApiGroup.single(
-            "cert-manager.io",
-            "v1",
-            [
-                crd_resource(
-                    "certificaterequests",
-                    "CertificateRequest",
-                    short=("cr", "crs"),
-                    categories=cat,
-                ),
-                crd_resource(
-                    "certificates", "Certificate", short=("cert", "certs"), categories=cat
-                ),
-                crd_resource("clusterissuers", "ClusterIssuer", namespaced=False, categories=cat),
-                crd_resource("issuers", "Issuer", categories=cat),
-            ],
-        ),
-        ApiGroup.single(
-            "acme.cert-manager.io",
-            "v1",
-            [
-                crd_resource("challenges", "Challenge", categories=cat),
-                crd_resource("orders", "Order", categories=cat),
-            ],
-        ),
-    ]
-
-
-def _snapshots() -> ApiGroup:
-    return ApiGroup.single(
-        "snapshot.storage.k8s.io",
-        "v1",
-        [
-            crd_resource(
-                "volumesnapshotclasses",
-                "VolumeSnapshotClass",
-                namespaced=False,
-                short=("vsclass", "vsclasses"),
-                status=False,
-            ),
-            crd_resource(
-                "volumesnapshotcontents",
-                "VolumeSnapshotContent",
-                namespaced=False,
-                short=("vsc", "vscs"),
-            ),
-            crd_resource("volumesnapshots", "VolumeSnapshot", short=("vs",)),
-        ],
-    )
-
-
-def _argo() -> ApiGroup:
-    return ApiGroup.single(
-        "argoproj.io",
-        "v1alpha1",
-        [
-            crd_resource(
-                "applications", "Application", short=("app", "apps"), categories=("argocd",)
-            ),
-            crd_resource("applicationsets", "ApplicationSet", short=("appset", "appsets")),
-            crd_resource("appprojects", "AppProject", short=("appproj", "appprojs"), status=False),
-        ],
+        name, [ApiVersion(v.version, [crd.resource() for crd in v.crds]) for v in group.versions]
     )
 
 
@@ -462,141 +390,27 @@ def metrics_group() -> ApiGroup:
     return ApiGroup("metrics.k8s.io", [ApiVersion("v1beta1", entries)], aggregated=True)
 
 
-def _flavour_groups(flavour: str) -> list[ApiGroup]:
-    if flavour == "eks":
-        return [
-            ApiGroup(
-                "crd.k8s.amazonaws.com",
-                [
-                    ApiVersion(
-                        "v1alpha1",
-                        [crd_resource("eniconfigs", "ENIConfig", namespaced=False, status=False)],
-                    )
-                ],
-            ),
-            ApiGroup(
-                "vpcresources.k8s.aws",
-                [
-                    ApiVersion(
-                        "v1alpha1",
-                        [
-                            crd_resource(
-                                "cninodes",
-                                "CNINode",
-                                namespaced=False,
-                                short=("cnd",),
-                                status=False,
-                            )
-                        ],
-                    ),
-                    ApiVersion(
-                        "v1beta1",
-                        [
-                            crd_resource(
-                                "securitygrouppolicies",
-                                "SecurityGroupPolicy",
-                                short=("sgp",),
-                                status=False,
-                            )
-                        ],
-                    ),
-                ],
-            ),
-        ]
-    if flavour == "gke":
-        return [
-            ApiGroup.single(
-                "networking.gke.io",
-                "v1",
-                [
-                    crd_resource("managedcertificates", "ManagedCertificate", short=("mcrt",)),
-                    crd_resource(
-                        "servicenetworkendpointgroups",
-                        "ServiceNetworkEndpointGroup",
-                        short=("svcneg",),
-                    ),
-                ],
-            ),
-            ApiGroup.single(
-                "cloud.google.com",
-                "v1",
-                [crd_resource("backendconfigs", "BackendConfig", short=("bc",), status=False)],
-            ),
-        ]
-    if flavour == "aks":
-        return [ApiGroup("snapshot.storage.k8s.io", _snapshots().versions)]
-    if flavour == "k3s":
-        return [
-            ApiGroup.single(
-                "helm.cattle.io",
-                "v1",
-                [
-                    crd_resource("helmchartconfigs", "HelmChartConfig", status=False),
-                    crd_resource("helmcharts", "HelmChart"),
-                ],
-            ),
-            ApiGroup.single(
-                "k3s.cattle.io",
-                "v1",
-                [
-                    crd_resource("addons", "Addon", status=False),
-                    crd_resource("etcdsnapshotfiles", "ETCDSnapshotFile", namespaced=False),
-                ],
-            ),
-            ApiGroup.single(
-                "traefik.io",
-                "v1alpha1",
-                [
-                    crd_resource("ingressroutes", "IngressRoute", status=False),
-                    crd_resource("middlewares", "Middleware", status=False),
-                ],
-            ),
-        ]
-    if flavour == "openshift":
-        return [
-            ApiGroup.single(
-                "config.openshift.io",
-                "v1",
-                [
-                    crd_resource(
-                        "clusteroperators",
-                        "ClusterOperator",
-                        namespaced=False,
-                        short=("co",),
-                    ),
-                    crd_resource("clusterversions", "ClusterVersion", namespaced=False),
-                    crd_resource("infrastructures", "Infrastructure", namespaced=False),
-                ],
-            ),
-            ApiGroup("route.openshift.io", [ApiVersion("v1", [crd_resource("routes", "Route")])]),
-            ApiGroup.single(
-                "machine.openshift.io",
-                "v1beta1",
-                [
-                    crd_resource("machines", "Machine", short=("ma",)),
-                    crd_resource("machinesets", "MachineSet", short=("ms",), scale=True),
-                ],
-            ),
-        ]
-    return []
+# CRD groups a cluster adds by its variant: (modulus, remainder, groups), unless its flavour
+# already installs them.
+_VARIANT_GROUPS: tuple[tuple[int, int, tuple[str, ...]], ...] = (
+    (2, 0, ("cert-manager.io", "acme.cert-manager.io")),
+    (3, 0, ("argoproj.io",)),
+    (4, 1, ("snapshot.storage.k8s.io",)),
+)
 
 
 def custom_groups(flavour: str, variant: int) -> list[ApiGroup]:
     """The CRD and aggregated groups of one cluster; `variant` picks a per-cluster mix.
 
     Every cluster has monitoring.coreos.com (v1 preferred, v1alpha1 serving only
-    alertmanagerconfigs) and metrics.k8s.io; the others vary with the flavour and the variant.
+    alertmanagerconfigs) and metrics.k8s.io; then the CRD groups of its flavour and of its
+    variant (data/model/crd_groups.json declares them).
     """
-    groups = [_monitoring(), metrics_group(), *_flavour_groups(flavour)]
-    extras: list[ApiGroup] = []
-    if variant % 2 == 0:
-        extras.extend(_cert_manager())
-    if variant % 3 == 0:
-        extras.append(_argo())
-    if variant % 4 == 1 and flavour != "aks":
-        extras.append(_snapshots())
-    groups.extend(extras)
-    return groups
+    names = list(_crd_table()[1].get(flavour, ()))
+    for modulus, remainder, extras in _VARIANT_GROUPS:
+        if variant % modulus == remainder:
+            names += [name for name in extras if name not in names]
+    return [_crd_group("monitoring.coreos.com"), metrics_group(), *map(_crd_group, names)]
 
 
 # --- rendering -------------------------------------------------------------------------------

@@ -92,50 +92,23 @@ def _images(flavour: str, minor: int) -> list[Json]:
     return base
 
 
-@dataclass(frozen=True)
-class _Shape:
+class _Shape(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="camel"):
+    """A node size: its instance type, capacity and allocatable (Kubernetes quantities)."""
+
     instance_type: str
     cpu: str
-    cpu_alloc: str
+    cpu_allocatable: str
     memory: str
-    memory_alloc: str
+    memory_allocatable: str
     pods: str
     gpu: str | None = None
 
 
-_SHAPES: dict[str, list[_Shape]] = {
-    "eks": [
-        _Shape("m5.large", "2", "1930m", "7934456Ki", "7244280Ki", "29"),
-        _Shape("m5.xlarge", "4", "3920m", "15896396Ki", "14879564Ki", "58"),
-        _Shape("c5.2xlarge", "8", "7910m", "15896396Ki", "14879564Ki", "58"),
-        _Shape("t3.small", "2", "1930m", "1959264Ki", "1471840Ki", "11"),
-        _Shape("g4dn.xlarge", "4", "3920m", "16009300Ki", "15254612Ki", "29", gpu="1"),
-    ],
-    "gke": [
-        _Shape("e2-standard-4", "4", "3920m", "16391580Ki", "13258652Ki", "110"),
-        _Shape("n2-standard-8", "8", "7910m", "32883740Ki", "29094940Ki", "110"),
-        _Shape("e2-medium", "2", "940m", "4025424Ki", "2869328Ki", "110"),
-        _Shape("a2-highgpu-1g", "12", "11900m", "87543684Ki", "80975236Ki", "110", gpu="1"),
-    ],
-    "aks": [
-        _Shape("Standard_D4s_v3", "4", "3860m", "16379428Ki", "12880420Ki", "110"),
-        _Shape("Standard_D2s_v3", "2", "1900m", "8152800Ki", "5497568Ki", "110"),
-        _Shape("Standard_NC6s_v3", "6", "5840m", "115483508Ki", "105612660Ki", "110", gpu="1"),
-    ],
-    "openshift": [
-        _Shape("m6i.xlarge", "4", "3500m", "16100576Ki", "14949600Ki", "250"),
-        _Shape("n1-standard-4", "4", "3500m", "15387080Ki", "14236104Ki", "250"),
-    ],
-    "kubeadm": [
-        _Shape("vsphere-4c16g", "4", "3920m", "16Gi", "16391580Ki", "110"),
-        _Shape("vsphere-8c32g", "8", "8", "32Gi", "32675324Ki", "110"),
-    ],
-    "kind": [_Shape("kind", "8", "8", "30821896Ki", "30821896Ki", "110")],
-    "k3s": [
-        _Shape("k3s", "8", "8", "16048904Ki", "16048904Ki", "110"),
-        _Shape("k3s", "4", "4", "3884536Ki", "3884536Ki", "110"),
-    ],
-}
+# Each flavour's node sizes; its control planes take the first.
+_SHAPES = msgspec.json.decode(
+    resources.files("collector.sim").joinpath("data", "model", "node_shapes.json").read_bytes(),
+    type=dict[str, list[_Shape]],
+)
 
 _REGIONS: dict[str, list[tuple[str, list[str]]]] = {
     "eks": [
@@ -499,11 +472,11 @@ def _resources(shape: _Shape, flavour: str) -> tuple[dict[str, str], dict[str, s
         "pods": shape.pods,
     }
     allocatable: dict[str, str] = {
-        "cpu": shape.cpu_alloc,
+        "cpu": shape.cpu_allocatable,
         "ephemeral-storage": "94636958816",
         "hugepages-1Gi": "0",
         "hugepages-2Mi": "0",
-        "memory": shape.memory_alloc,
+        "memory": shape.memory_allocatable,
         "pods": shape.pods,
     }
     if flavour == "aks":

@@ -192,12 +192,11 @@ def normalize_node(node: wire.Node, problems: list[str]) -> NodeRecord | None:
     status = node.status or _EMPTY_STATUS
     info = status.node_info or _EMPTY_INFO
 
-    res = _resource_block(
+    resources, more = _resource_block(
         tuple(status.capacity.items()) if status.capacity is not None else None,
         tuple(status.allocatable.items()) if status.allocatable is not None else None,
     )
-    if res.problems:
-        problems.extend(res.problems)
+    problems.extend(more)
 
     provider_id = spec.provider_id or None
     provider = _provider_location(provider_id) if provider_id else None
@@ -259,16 +258,7 @@ def normalize_node(node: wire.Node, problems: list[str]) -> NodeRecord | None:
         region=region or None,
         zone=zone or None,
         instance_type=instance_type or None,
-        cpu_capacity_millicores=res.cpu_capacity,
-        memory_capacity_bytes=res.memory_capacity,
-        pods_capacity=res.pods_capacity,
-        ephemeral_storage_capacity_bytes=res.ephemeral_storage_capacity,
-        gpu_capacity=res.gpu_capacity,
-        cpu_allocatable_millicores=res.cpu_allocatable,
-        memory_allocatable_bytes=res.memory_allocatable,
-        pods_allocatable=res.pods_allocatable,
-        capacity=res.capacity,
-        allocatable=res.allocatable,
+        **resources,
         labels=labels,
         taints=tuple(Taint(key=t.key, effect=t.effect, value=t.value or None) for t in spec.taints)
         if spec.taints
@@ -311,26 +301,31 @@ _ROLE_PREFIX_LEN = len(ROLE_LABEL_PREFIX)
 
 
 class _Resources(msgspec.Struct, frozen=True):
+    """The fields of a NodeRecord that its capacity and allocatable give, by the record's names
+    (tests/unit/test_nodes.py checks them against NodeRecord's)."""
+
     capacity: dict[str, int | float]
     allocatable: dict[str, int | float]
-    cpu_capacity: int | None
-    memory_capacity: int | None
+    cpu_capacity_millicores: int | None
+    memory_capacity_bytes: int | None
     pods_capacity: int | None
-    ephemeral_storage_capacity: int | None
+    ephemeral_storage_capacity_bytes: int | None
     gpu_capacity: int | None
-    cpu_allocatable: int | None
-    memory_allocatable: int | None
+    cpu_allocatable_millicores: int | None
+    memory_allocatable_bytes: int | None
     pods_allocatable: int | None
-    problems: tuple[str, ...]
 
 
 _Items = tuple[tuple[str, str | int | float], ...]
 
 
 @lru_cache(maxsize=4096)
-def _resource_block(cap_items: _Items | None, alloc_items: _Items | None) -> _Resources:
-    """Everything derived from capacity and allocatable. Nodes of one node group share these
-    maps exactly, so this is cached on their content; the returned maps must not be mutated."""
+def _resource_block(
+    cap_items: _Items | None, alloc_items: _Items | None
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Everything derived from capacity and allocatable, as NodeRecord's keyword arguments
+    (``_Resources`` declares them), and the problems found. Nodes of one node group share these
+    maps exactly, so this is cached on their content; nothing returned may be mutated."""
     problems: list[str] = []
     capacity = _resources(cap_items or (), "status.capacity", problems)
     allocatable = _resources(alloc_items or (), "status.allocatable", problems)
@@ -342,19 +337,23 @@ def _resource_block(cap_items: _Items | None, alloc_items: _Items | None) -> _Re
         for resource in GPU_RESOURCES:
             if resource in cap_raw:
                 gpu += _derived(cap_raw, resource, to_integer) or 0
-    return _Resources(
+    resources = _Resources(
         capacity=capacity,
         allocatable=allocatable,
-        cpu_capacity=_derived(cap_raw, "cpu", to_millicores, problems, "status.capacity"),
-        memory_capacity=_derived(cap_raw, "memory", to_integer),
+        cpu_capacity_millicores=_derived(
+            cap_raw, "cpu", to_millicores, problems, "status.capacity"
+        ),
+        memory_capacity_bytes=_derived(cap_raw, "memory", to_integer),
         pods_capacity=_derived(cap_raw, "pods", to_integer),
-        ephemeral_storage_capacity=_derived(cap_raw, "ephemeral-storage", to_integer),
+        ephemeral_storage_capacity_bytes=_derived(cap_raw, "ephemeral-storage", to_integer),
         gpu_capacity=gpu,
-        cpu_allocatable=_derived(alloc_raw, "cpu", to_millicores, problems, "status.allocatable"),
-        memory_allocatable=_derived(alloc_raw, "memory", to_integer),
+        cpu_allocatable_millicores=_derived(
+            alloc_raw, "cpu", to_millicores, problems, "status.allocatable"
+        ),
+        memory_allocatable_bytes=_derived(alloc_raw, "memory", to_integer),
         pods_allocatable=_derived(alloc_raw, "pods", to_integer),
-        problems=tuple(problems),
     )
+    return msgspec.structs.asdict(resources), tuple(problems)
 
 
 def _quantity_text(value: str | int | float) -> str:

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collector.errors import MalformedResponseError
-from collector.normalize.nodes import decode_node_page, node_roles, parse_provider_id
-from collector.records import content_hash
+from collector.normalize.nodes import _Resources, decode_node_page, node_roles, parse_provider_id
+from collector.records import NodeRecord, content_hash
 from tests.k8s_fixtures import K8S
 
 NODES = K8S / "nodes"
@@ -437,3 +437,11 @@ def test_arbitrary_json_documents_never_crash_unexpectedly(value: Any) -> None:
             continue
         for node in page.nodes:
             msgspec.json.encode(node)
+
+
+def test_the_resource_fields_are_node_record_fields_of_the_same_type() -> None:
+    """normalize_node passes the resource block to NodeRecord by name (``**asdict``)."""
+    record = {f.name: f.type for f in msgspec.structs.fields(NodeRecord)}
+    resources = {f.name: f.type for f in msgspec.structs.fields(_Resources)}
+    assert resources
+    assert {name: record.get(name) for name in resources} == resources

@@ -22,7 +22,9 @@ from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
@@ -49,6 +51,41 @@ ENV_PREFIX = "KUBEINV_"
 ENV_NESTED = "__"
 CONFIG_ENV = "KUBEINV_CONFIG"
 _IN_CLUSTER_VARS = ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
+
+
+def _blank_is_unset(value: Any) -> Any:
+    """An empty or blank text (an environment variable set to "") leaves the setting unset."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def _crontab(value: str) -> str:
+    if len(value.split()) != 5:
+        raise ValueError(
+            f"{value!r} is not a crontab expression: expected 5 fields "
+            "(minute hour day month weekday)"
+        )
+    from apscheduler.triggers.cron import CronTrigger  # noqa: PLC0415 (costs 0.15 s)
+
+    try:
+        CronTrigger.from_crontab(value, timezone="UTC")
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a valid crontab expression: {exc}") from None
+    return value
+
+
+def _postgresql_url(value: str) -> str:
+    if not value.startswith(("postgres://", "postgresql://")):
+        raise ValueError("must be a postgresql:// URL (or unset for the embedded database)")
+    return value
+
+
+# Optional texts that a blank value leaves unset; the check sees only a text.
+Crontab = Annotated[
+    Annotated[str, AfterValidator(_crontab)] | None, BeforeValidator(_blank_is_unset)
+]
+PostgresqlUrl = Annotated[
+    Annotated[str, AfterValidator(_postgresql_url)] | None, BeforeValidator(_blank_is_unset)
+]
 
 
 class _Section(BaseModel):
@@ -79,7 +116,7 @@ class ScheduleSettings(_Section):
     interval: str | None = Field(
         default="15m", description="e.g. 15m, 1h; ignored when cron is set"
     )
-    cron: str | None = Field(default=None, description="crontab expression, e.g. '*/15 * * * *'")
+    cron: Crontab = Field(default=None, description="crontab expression, e.g. '*/15 * * * *'")
     timezone: str = Field(default="UTC", description="time zone of the cron expression")
     jitter: float = Field(
         default=0.0, ge=0, description="random delay in seconds added to each tick"
@@ -106,25 +143,6 @@ class ScheduleSettings(_Section):
             raise ValueError(
                 f"{value!r} is not a time zone name such as UTC or Europe/Paris"
             ) from None
-        return value
-
-    @field_validator("cron")
-    @classmethod
-    def _check_cron(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        fields = value.split()
-        if len(fields) != 5:
-            raise ValueError(
-                f"{value!r} is not a crontab expression: expected 5 fields "
-                "(minute hour day month weekday)"
-            )
-        from apscheduler.triggers.cron import CronTrigger  # noqa: PLC0415 (costs 0.15 s)
-
-        try:
-            CronTrigger.from_crontab(value, timezone="UTC")
-        except ValueError as exc:
-            raise ValueError(f"{value!r} is not a valid crontab expression: {exc}") from None
         return value
 
     @model_validator(mode="after")
@@ -257,7 +275,7 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    database_url: str | None = Field(
+    database_url: PostgresqlUrl = Field(
         default=None, description="PostgreSQL DSN; unset -> the embedded PostgreSQL"
     )
     data_dir: Path | None = Field(default=None, description="directory of the embedded PostgreSQL")
@@ -307,15 +325,6 @@ class Settings(BaseSettings):
                 except json.JSONDecodeError as exc:
                     raise ValueError(f"not a JSON list: {exc}") from None
             return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
-    @field_validator("database_url")
-    @classmethod
-    def _check_dsn(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        if not value.startswith(("postgres://", "postgresql://")):
-            raise ValueError("must be a postgresql:// URL (or unset for the embedded database)")
         return value
 
 

@@ -899,9 +899,10 @@ _HUMAN_STEPS = (
 
 def human_duration(seconds: float) -> str:
     """k8s.io/apimachinery/pkg/util/duration.HumanDuration."""
-    s = int(seconds)
+    s = int(seconds)  # truncated toward zero, as Go's int(d.Seconds())
     if s < 0:
-        return "<invalid>"
+        # Up to a second in the future is clock skew between machines: "0s".
+        return "<invalid>" if s < -1 else "0s"
     unit, rest = next(((u, r) for bound, u, r in _HUMAN_STEPS if s < bound), ("y", ""))
     text = f"{s // _UNIT_SECONDS[unit]}{unit}"
     remainder = s % _UNIT_SECONDS[unit] // _UNIT_SECONDS[rest] if rest else 0

@@ -189,6 +189,10 @@ class EmbeddedServerError(StoreError, error_class="EmbeddedServer"):
     """The embedded PostgreSQL server could not be started."""
 
 
+class EmbeddedServerUnusableError(EmbeddedServerError, DatabaseRefusedError):
+    """The embedded PostgreSQL cannot run here as configured; waiting will not help."""
+
+
 # --- redaction ------------------------------------------------------------------------------
 
 _SECRET_PATTERNS = (

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from collector.errors import EmbeddedServerError
+from collector.errors import EmbeddedServerError, EmbeddedServerUnusableError
 from collector.logging_setup import get_logger
 
 log = get_logger(__name__)
@@ -250,7 +250,7 @@ class EmbeddedServer:
         the server (the demo works in a scratch database of its own)."""
         socket_path = self.run_dir / f".s.PGSQL.{PORT}"
         if len(str(socket_path)) > _SOCKET_PATH_MAX:
-            raise EmbeddedServerError(
+            raise EmbeddedServerUnusableError(
                 f"the data directory {self.data_dir} is too deep for a unix socket path "
                 f"({len(str(socket_path))} > {_SOCKET_PATH_MAX} bytes); set KUBEINV_DATA_DIR "
                 "to a shorter path"
@@ -307,13 +307,15 @@ class EmbeddedServer:
         try:
             entry = pwd.getpwnam(self._run_as)
         except KeyError:
-            raise EmbeddedServerError(
+            raise EmbeddedServerUnusableError(
                 f"running as root, the embedded PostgreSQL needs an existing unprivileged user "
                 f"to run as, and user {self._run_as!r} does not exist; kubeinv never creates "
                 "users: set KUBEINV_DATABASE_URL to a PostgreSQL server instead"
             ) from None
         if entry.pw_uid == 0:
-            raise EmbeddedServerError(f"user {self._run_as!r} is root; PostgreSQL refuses it")
+            raise EmbeddedServerUnusableError(
+                f"user {self._run_as!r} is root; PostgreSQL refuses it"
+            )
         return ServerUser(entry.pw_name, entry.pw_uid, entry.pw_gid)
 
     def _make_dirs(self) -> None:
@@ -325,7 +327,7 @@ class EmbeddedServer:
                     # not, and are never changed.
                     self.data_dir.chmod(0o755)
                 if not _readable_by(self.data_dir, self.user):
-                    raise EmbeddedServerError(
+                    raise EmbeddedServerUnusableError(
                         f"the embedded PostgreSQL runs as user {self.user.name!r}, which cannot "
                         f"reach {self.data_dir} (a parent directory is not searchable by it); "
                         "kubeinv does not change permissions outside its own directories: set "
@@ -358,7 +360,7 @@ class EmbeddedServer:
     def _usable_bindir(self) -> Path:
         found = _find_bindirs() if self._bindirs is None else self._bindirs
         if not found:
-            raise EmbeddedServerError(
+            raise EmbeddedServerUnusableError(
                 "no PostgreSQL server binaries found (initdb, pg_ctl, postgres): install "
                 "PostgreSQL, or the pgserver wheel (pip install pgserver), or set "
                 "KUBEINV_DATABASE_URL"
@@ -376,7 +378,7 @@ class EmbeddedServer:
             bindirs = [b for b in bindirs if majors[b] == wanted]
             if not bindirs:
                 have = ", ".join(f"{majors[b] or '?'} in {b}" for b in found)
-                raise EmbeddedServerError(
+                raise EmbeddedServerUnusableError(
                     f"the embedded database {self.pgdata} was created by PostgreSQL {wanted}, "
                     f"and no PostgreSQL {wanted} server binaries are found (found: {have}): "
                     f"install PostgreSQL {wanted}, or move {self.data_dir} aside to start a new "

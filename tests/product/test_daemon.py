@@ -501,3 +501,26 @@ async def test_a_database_that_refuses_kubeinv_exits_3_at_once_instead_of_waitin
     assert "kubeinv: error:" in log_text
     assert "cannot be used yet" not in log_text  # no retry
     assert "Traceback" not in log_text
+
+
+async def test_an_embedded_server_that_cannot_run_here_exits_3_at_once(tmp_path: Path) -> None:
+    # The embedded PostgreSQL's configuration problems (no binaries, a data directory too deep
+    # for its socket path, no user to run it as) are not fixed by waiting either.
+    kubeconfig = tmp_path / "kc.yaml"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: a\n"
+        "clusters:\n- name: a\n  cluster: {server: 'https://127.0.0.1:1'}\n"
+        "users:\n- name: u\n  user: {token: t}\n"
+        "contexts:\n- name: a\n  context: {cluster: a, user: u}\n"
+    )
+    data_dir = tmp_path / ("deep" * 30)
+    env = clean_env(tmp_path, {"KUBEINV_DATA_DIR": str(data_dir)})
+    args = ("--kubeconfig", str(kubeconfig), "--interval", "1h")
+    async with _daemon(*args, env=env) as (proc, log_path):
+        rc = await asyncio.wait_for(proc.wait(), 60)
+        log_text = log_path.read_text()
+    assert rc == 3, log_text
+    assert "too deep for a unix socket path" in log_text
+    assert "cannot be used yet" not in log_text  # no retry
+    assert "Traceback" not in log_text
+    assert not data_dir.exists()  # nothing was created for a server that cannot run

@@ -431,7 +431,8 @@ async def test_database_gone_at_start_the_daemon_waits_retries_and_then_collects
         await conn.close()
 
 
-async def test_sigterm_while_waiting_for_the_database_exits_0(tmp_path: Path) -> None:
+def _unreachable_kubeconfig(tmp_path: Path) -> Path:
+    """One context whose API server nothing listens on: the daemon never gets to it here."""
     kubeconfig = tmp_path / "kc.yaml"
     kubeconfig.write_text(
         "apiVersion: v1\nkind: Config\ncurrent-context: a\n"
@@ -439,6 +440,11 @@ async def test_sigterm_while_waiting_for_the_database_exits_0(tmp_path: Path) ->
         "users:\n- name: u\n  user: {token: t}\n"
         "contexts:\n- name: a\n  context: {cluster: a, user: u}\n"
     )
+    return kubeconfig
+
+
+async def test_sigterm_while_waiting_for_the_database_exits_0(tmp_path: Path) -> None:
+    kubeconfig = _unreachable_kubeconfig(tmp_path)
     dsn = f"postgresql://kubeinv:s3cret-pw@127.0.0.1:{_free_port()}/kubeinv"
     args = ("--kubeconfig", str(kubeconfig), "--database-url", dsn, "--interval", "1h")
     async with _daemon(*args, env=clean_env(tmp_path)) as (proc, log_path):
@@ -485,13 +491,7 @@ async def test_a_database_that_refuses_kubeinv_exits_3_at_once_instead_of_waitin
             )
         finally:
             await conn.close()
-    kubeconfig = tmp_path / "kc.yaml"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: a\n"
-        "clusters:\n- name: a\n  cluster: {server: 'https://127.0.0.1:1'}\n"
-        "users:\n- name: u\n  user: {token: t}\n"
-        "contexts:\n- name: a\n  context: {cluster: a, user: u}\n"
-    )
+    kubeconfig = _unreachable_kubeconfig(tmp_path)
     args = ("--kubeconfig", str(kubeconfig), "--database-url", dsn, "--interval", "1h")
     async with _daemon(*args, env=clean_env(tmp_path)) as (proc, log_path):
         rc = await asyncio.wait_for(proc.wait(), 60)
@@ -506,13 +506,7 @@ async def test_a_database_that_refuses_kubeinv_exits_3_at_once_instead_of_waitin
 async def test_an_embedded_server_that_cannot_run_here_exits_3_at_once(tmp_path: Path) -> None:
     # The embedded PostgreSQL's configuration problems (no binaries, a data directory too deep
     # for its socket path, no user to run it as) are not fixed by waiting either.
-    kubeconfig = tmp_path / "kc.yaml"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: a\n"
-        "clusters:\n- name: a\n  cluster: {server: 'https://127.0.0.1:1'}\n"
-        "users:\n- name: u\n  user: {token: t}\n"
-        "contexts:\n- name: a\n  context: {cluster: a, user: u}\n"
-    )
+    kubeconfig = _unreachable_kubeconfig(tmp_path)
     data_dir = tmp_path / ("deep" * 30)
     env = clean_env(tmp_path, {"KUBEINV_DATA_DIR": str(data_dir)})
     args = ("--kubeconfig", str(kubeconfig), "--interval", "1h")

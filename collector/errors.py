@@ -126,7 +126,26 @@ class StaleGroupError(ClusterError, error_class="StaleGroup"):
 
 
 class ApiError(ClusterError, error_class="Api"):
-    """The API server answered with an error status."""
+    """The API server answered with an error status.
+
+    A subclass that stands for one HTTP status names it in its class line (``status=403``);
+    :meth:`for_status` finds it there."""
+
+    _by_status: ClassVar[dict[int, type[ApiError]]] = {}
+
+    def __init_subclass__(cls, *, status: int | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            ApiError._by_status[status] = cls
+
+    @classmethod
+    def for_status(cls, status: int) -> type[ApiError]:
+        """The class of an error response with this HTTP status (401 is an AuthError)."""
+        if status in cls._by_status:
+            return cls._by_status[status]
+        if 500 <= status <= 599:
+            return ServerApiError
+        return ClientApiError if 400 <= status <= 499 else ApiError
 
     def __init__(
         self,
@@ -146,19 +165,19 @@ class ClientApiError(ApiError):
     """The API server refused the request (4xx)."""
 
 
-class ForbiddenError(ClientApiError, error_class="Forbidden"):
+class ForbiddenError(ClientApiError, error_class="Forbidden", status=403):
     """The API server forbade the request (403)."""
 
 
-class NotFoundError(ClientApiError, error_class="NotFound"):
+class NotFoundError(ClientApiError, error_class="NotFound", status=404):
     """The resource was not found (404)."""
 
 
-class GoneError(ClientApiError, error_class="Gone"):
+class GoneError(ClientApiError, error_class="Gone", status=410):
     """The continue token expired (410)."""
 
 
-class TooManyRequestsError(ClientApiError, error_class="Throttled"):
+class TooManyRequestsError(ClientApiError, error_class="Throttled", status=429):
     """The API server throttled the request (429)."""
 
 

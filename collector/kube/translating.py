@@ -19,15 +19,10 @@ import msgspec
 from collector.errors import (
     ApiError,
     AuthError,
-    ClientApiError,
     ClusterError,
     ClusterTimeoutError,
     ConnectionLostError,
-    ForbiddenError,
-    GoneError,
     MalformedResponseError,
-    NotFoundError,
-    ServerApiError,
     TLSError,
     TooManyRequestsError,
     UnreachableError,
@@ -75,23 +70,10 @@ def response_error(
     message = f"{method} {url}: HTTP {status}" + (f": {detail}" if detail else "")
     if status == 401:
         return AuthError(message)
-    cls: type[ApiError]
+    cls = ApiError.for_status(status)
     retry_after = None
-    if status == 403:
-        cls = ForbiddenError
-    elif status == 404:
-        cls = NotFoundError
-    elif status == 410:
-        cls = GoneError
-    elif status == 429:
-        cls = TooManyRequestsError
+    if cls is TooManyRequestsError:
         retry_after = parse_retry_after(headers.get("Retry-After"))
-    elif 500 <= status <= 599:
-        cls = ServerApiError
-    elif 400 <= status <= 499:
-        cls = ClientApiError
-    else:
-        cls = ApiError
     return cls(message, status=status, path=path, retry_after=retry_after)
 
 

@@ -6,6 +6,7 @@ import logging
 import pytest
 
 from collector.errors import (
+    ApiError,
     AuthError,
     ClientApiError,
     ClusterTimeoutError,
@@ -196,3 +197,21 @@ async def test_close_closes_the_api_client():
     async with client:
         pass
     assert api.closed
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        (302, "ApiError"),
+        (400, "ClientApiError"),
+        (403, "ForbiddenError"),
+        (404, "NotFoundError"),
+        (410, "GoneError"),
+        (418, "ClientApiError"),
+        (429, "TooManyRequestsError"),
+        (500, "ServerApiError"),
+        (503, "ServerApiError"),
+    ],
+)
+def test_each_status_has_its_error_class(code, error):
+    assert ApiError.for_status(code).__name__ == error

@@ -168,11 +168,16 @@ def fallback_cluster_id(server_url: str, ca_bytes: bytes | None) -> str:
 
 
 _OPENSHIFT_LABEL_PREFIXES = ("node.openshift.io/", "machineconfiguration.openshift.io/")
-_NODE_PROVIDER_LABEL_PREFIXES = (
-    "kubernetes.azure.com/",
-    "eks.amazonaws.com/",
-    "cloud.google.com/gke-",
+# The signs of each provider, in the order they decide: a gitVersion (or kubelet version)
+# suffix, then a node's providerID scheme, then a node's labels.
+_VERSION_MARKERS = (("-eks-", "eks"), ("-gke.", "gke"), ("+k3s", "k3s"))
+_PROVIDER_ID_SCHEMES = {"kind": "kind", "k3s": "k3s"}
+_NODE_LABEL_PREFIXES = (
+    ("kubernetes.azure.com/", "aks"),  # an azure:// providerID alone may be self-managed
+    ("eks.amazonaws.com/", "eks"),
+    ("cloud.google.com/gke-", "gke"),
 )
+_ANY_NODE_LABEL_PREFIX = tuple(prefix for prefix, _ in _NODE_LABEL_PREFIXES)
 
 
 def detect_provider(version: VersionRecord | None, nodes: Sequence[NodeRecord] | None) -> str:
@@ -191,30 +196,32 @@ def detect_provider(version: VersionRecord | None, nodes: Sequence[NodeRecord] |
         return "openshift"
     git_version = version.git_version if version else ""
     for text in (git_version, *dict.fromkeys(n.kubelet_version or "" for n in nodes)):
-        if "-eks-" in text:
-            return "eks"
-        if "-gke." in text:
-            return "gke"
-        if "+k3s" in text:
-            return "k3s"
-    provider_keys = {key for key in keys if key.startswith(_NODE_PROVIDER_LABEL_PREFIXES)}
+        for marker, provider in _VERSION_MARKERS:
+            if marker in text:
+                return provider
+    provider_keys = {key for key in keys if key.startswith(_ANY_NODE_LABEL_PREFIX)}
     schemes = {
         n.provider_id.partition("://")[0] for n in nodes if n.provider_id and "://" in n.provider_id
     }
-    if not provider_keys and not schemes & {"kind", "k3s"}:
-        return "other"
-    for node in nodes:  # the first node with a sign decides, in node order
-        provider_id = node.provider_id or ""
-        if provider_id.startswith("kind://"):
-            return "kind"
-        if provider_id.startswith("k3s://"):
-            return "k3s"
-        if not provider_keys.intersection(node.labels):
-            continue
-        if any(key.startswith("kubernetes.azure.com/") for key in node.labels):
-            return "aks"  # an azure:// providerID alone may be a self-managed cluster
-        if any(key.startswith("eks.amazonaws.com/") for key in node.labels):
-            return "eks"
-        if any(key.startswith("cloud.google.com/gke-") for key in node.labels):
-            return "gke"
+    if provider_keys or not schemes.isdisjoint(_PROVIDER_ID_SCHEMES):
+        for node in nodes:  # the first node with a sign decides, in node order
+            found = _node_provider(node, provider_keys)
+            if found is not None:
+                return found
     return "other"
+
+
+def _node_provider(node: NodeRecord, provider_keys: set[str]) -> str | None:
+    scheme, separator, _ = (node.provider_id or "").partition("://")
+    if separator and scheme in _PROVIDER_ID_SCHEMES:
+        return _PROVIDER_ID_SCHEMES[scheme]
+    if provider_keys.isdisjoint(node.labels):
+        return None
+    return next(
+        (
+            provider
+            for prefix, provider in _NODE_LABEL_PREFIXES
+            if any(key.startswith(prefix) for key in node.labels)
+        ),
+        None,
+    )

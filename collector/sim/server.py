@@ -102,6 +102,10 @@ def _is_json(media: str) -> bool:
     return media in (JSON, "application/*", "*/*")
 
 
+# What GET / lists, as kube-apiserver does (the paths kubeinv and kubectl use).
+_ROOT_PATHS = ("/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version")
+
+
 class ApiServer:
     """The request handler of one cluster (an aiohttp low-level server handler)."""
 
@@ -248,56 +252,49 @@ class ApiServer:
     # --- routing -------------------------------------------------------------------------------
 
     def _route(self, request: web.BaseRequest, path: str, user: str) -> web.Response:
-        cluster = self.cluster
         parts = [p for p in path.split("/") if p]
         if not parts:
-            return _respond(
-                200,
-                _encode(
-                    {
-                        "paths": [
-                            "/api",
-                            "/api/v1",
-                            "/apis",
-                            "/healthz",
-                            "/livez",
-                            "/readyz",
-                            "/version",
-                        ]
-                    }
-                ),
-            )
-        head = parts[0]
-        if head == "version" and len(parts) == 1:
-            return _respond(200, _encode(cluster.version_info))
+            return _respond(200, _encode({"paths": list(_ROOT_PATHS)}))
+        head, rest = parts[0], parts[1:]
+        if head == "version" and not rest:
+            return _respond(200, _encode(self.cluster.version_info))
         if head in ("healthz", "livez", "readyz"):
             return web.Response(body=b"ok", content_type="text/plain")
         if head == "api":
-            if len(parts) == 1:
-                return self._discovery_root(request, core=True)
-            if parts[1] != "v1":
-                return _status(404)
-            if len(parts) == 2:
-                return self._resource_list("v1")
-            return self._core(request, parts[2:], user)
+            return self._route_core(request, rest, user)
         if head == "apis":
-            disc = cluster.discovery()
-            if len(parts) == 1:
-                return self._discovery_root(request, core=False)
-            group = parts[1]
-            if group not in disc.groups:
-                return _status(404)
-            if len(parts) == 2:
-                return _respond(200, disc.groups[group])
-            version = parts[2]
-            if (group, version) not in disc.served:
-                return _status(404)
-            if group in cluster.faults.unavailable_groups:
-                return _unavailable()
-            if len(parts) == 3:
-                return self._resource_list(f"{group}/{version}")
-            return self._generic(request, group, version, parts[3:])
+            return self._route_groups(request, rest)
         return _status(404)
+
+    def _route_core(self, request: web.BaseRequest, parts: list[str], user: str) -> web.Response:
+        """/api/..."""
+        if not parts:
+            return self._discovery_root(request, core=True)
+        if parts[0] != "v1":
+            return _status(404)
+        if len(parts) == 1:
+            return self._resource_list("v1")
+        return self._core(request, parts[1:], user)
+
+    def _route_groups(self, request: web.BaseRequest, parts: list[str]) -> web.Response:
+        """/apis/..."""
+        cluster = self.cluster
+        disc = cluster.discovery()
+        if not parts:
+            return self._discovery_root(request, core=False)
+        group = parts[0]
+        if group not in disc.groups:
+            return _status(404)
+        if len(parts) == 1:
+            return _respond(200, disc.groups[group])
+        version = parts[1]
+        if (group, version) not in disc.served:
+            return _status(404)
+        if group in cluster.faults.unavailable_groups:
+            return _unavailable()
+        if len(parts) == 2:
+            return self._resource_list(f"{group}/{version}")
+        return self._generic(request, group, version, parts[2:])
 
     def _resource_list(self, group_version: str) -> web.Response:
         return _respond(200, self.cluster.discovery().resource_lists[group_version])

@@ -8,9 +8,11 @@
 -- sql/migrations/ that brings an existing database to the same state (sql/migrations/README.md).
 -- tests/store/test_schema.py checks that both paths give the same catalog.
 --
--- Functions and views are written CREATE OR REPLACE (and nothing else is): a database built by
--- the pre-release migrations is adopted by running those statements, and the COMMENT ON
--- FUNCTION | VIEW ones, again (collector/store/migrating.py, sql/migrations/README.md).
+-- Functions, views and triggers are written CREATE OR REPLACE (and nothing else is): a database
+-- built by the pre-release migrations is adopted by dropping what it has and the schema no
+-- longer has (sql/migrations/pre_release_drop.sql), then running those statements, and the
+-- COMMENT ON FUNCTION | VIEW ones, again (collector/store/migrating.py,
+-- sql/migrations/README.md).
 
 -- The schema, clusters and their retirements, the run ledger and the upstream reference data.
 \ir schema/inventory.sql
@@ -19,11 +21,13 @@
 \ir schema/tables/run_ledger.sql
 \ir schema/tables/reference_data.sql
 
--- History tables (change-only), each beside the derived tables its triggers keep.
+-- History tables (change-only), each beside the derived tables its triggers keep (node_history's
+-- triggers last: they keep node_daily_delta and node_change).
 \ir schema/history/cluster_version_history.sql
 \ir schema/history/node_history.sql
 \ir schema/history/node_daily_delta.sql
 \ir schema/history/node_change.sql
+\ir schema/history/node_history_triggers.sql
 \ir schema/history/api_resource_history.sql
 \ir schema/history/cluster_service_history.sql
 

@@ -10,22 +10,26 @@ processes starting together do not race:
 - **One created by the pre-release migrations** (``0001``...``0022``, numbered files that used to
   live in ``sql/``; kept in the archive ``tests/fixtures/pre_release_migrations.tar.gz``, their
   checksums in ``sql/migrations/pre_release.sha256``) is recognised by its migrations table.
-  When it has every one of them, unedited, it has the schema's tables, indexes, triggers and
-  data, so it is adopted:
+  When it has every one of them, unedited, it has the schema's tables, indexes and data, so it
+  is adopted:
 
   1. the migrations of ``sql/migrations/`` are applied to it, each in its own transaction;
-  2. then, in one transaction, the schema's replaceable definitions are executed again, in
-     schema order (every ``CREATE OR REPLACE FUNCTION``, ``CREATE OR REPLACE VIEW`` and
-     ``COMMENT ON FUNCTION | VIEW`` statement of the schema files: the schema writes its
-     functions and views that way), the reader role is granted, and ``0100`` is recorded.
+  2. then, in one transaction: the functions (and with them their triggers) that the
+     pre-release migrations created and the schema no longer has are dropped
+     (``sql/migrations/pre_release_drop.sql``, one statement); the schema's replaceable
+     definitions are executed again, in schema order (every ``CREATE OR REPLACE FUNCTION``,
+     ``CREATE OR REPLACE VIEW``, ``CREATE OR REPLACE TRIGGER`` and ``COMMENT ON FUNCTION |
+     VIEW | TRIGGER`` statement of the schema files: the schema writes its functions, views
+     and triggers that way); the reader role is granted, and ``0100`` is recorded.
 
   Step 2 comes last because the current schema's views may read a column that a migration
   adds; a stop between the two only means step 2 runs at the next start. Its function and view
-  bodies are thus the schema's even where the schema has since been reworded (a shared helper
-  instead of two copies), and its catalog equals a new database's (tests/store/test_schema.py
-  builds both and compares them). Nothing else of the schema runs: its tables, indexes,
-  triggers and data are never applied on top of it. When it lacks some pre-release migrations,
-  it is refused with a message saying what to do.
+  bodies and its triggers are thus the schema's even where the schema has since been reworded
+  (a shared helper instead of two copies, one trigger function instead of two), and its
+  catalog equals a new database's (tests/store/test_schema.py builds both and compares them).
+  Nothing else of the schema runs: its tables, indexes and data are never applied on top of
+  it. When it lacks some pre-release migrations, it is refused with a message saying what to
+  do.
 - **One at 0100 or later** gets the migrations of ``sql/migrations/`` it lacks, each in its own
   transaction. A migration that was applied and has since changed stops everything
   (``MigrationChecksumError``): migrations are never edited once released.
@@ -58,11 +62,12 @@ SCHEMA_NAME = "schema"
 SCHEMA_INDEX = "schema.sql"
 MIGRATIONS_DIR = "migrations"
 PRE_RELEASE_MANIFEST = "pre_release.sha256"
+PRE_RELEASE_DROP = "pre_release_drop.sql"
 _FILE_NAME = re.compile(r"^(\d{4})_([A-Za-z0-9_.-]+)\.sql$")
 _INCLUDE = re.compile(r"^\\ir\s+(\S+)\s*$", re.MULTILINE)
 # The statements an adopted pre-release database runs again (see the module's docstring).
 _REPLACEABLE = re.compile(
-    r"(CREATE\s+OR\s+REPLACE|COMMENT\s+ON)\s+(FUNCTION|VIEW)\b", re.IGNORECASE
+    r"(CREATE\s+OR\s+REPLACE|COMMENT\s+ON)\s+(FUNCTION|VIEW|TRIGGER)\b", re.IGNORECASE
 )
 
 
@@ -84,8 +89,8 @@ class Schema:
 
     @property
     def replaceable(self) -> tuple[tuple[Path, str], ...]:
-        """The statements that define functions and views, or comment on them, in order,
-        each with its file: what an adopted pre-release database runs again."""
+        """The statements that define functions, views and triggers, or comment on them, in
+        order, each with its file: what an adopted pre-release database runs again."""
         return tuple(
             (path, statement)
             for path, text in self.files
@@ -101,6 +106,7 @@ class SqlTree:
     schema: Schema
     migrations: tuple[Migration, ...]
     pre_release: Mapping[str, tuple[str, str]]  # version -> (name, sha256)
+    pre_release_drop: tuple[Path, str]  # what adoption drops first: (file, SQL)
 
     @property
     def versions(self) -> list[str]:
@@ -176,11 +182,21 @@ def load_pre_release(directory: Path | None = None) -> dict[str, tuple[str, str]
     return known
 
 
+def load_pre_release_drop(directory: Path | None = None) -> tuple[Path, str]:
+    """What adopting a pre-release database drops before the schema's replaceable statements:
+    the objects of the pre-release migrations that the schema no longer has."""
+    path = (directory if directory is not None else sql_dir()) / MIGRATIONS_DIR / PRE_RELEASE_DROP
+    if not path.is_file():
+        raise MigrationError(f"{path} does not exist")
+    return path, path.read_text(encoding="utf-8")
+
+
 def load_sql_tree(directory: Path | None = None) -> SqlTree:
     return SqlTree(
         schema=load_schema(directory),
         migrations=tuple(load_migrations(directory)),
         pre_release=load_pre_release(directory),
+        pre_release_drop=load_pre_release_drop(directory),
     )
 
 
@@ -228,17 +244,17 @@ async def _record(conn: Connection, queries: Mapping[str, str], *row: object) ->
 async def _apply_schema(
     conn: Connection, tree: SqlTree, queries: Mapping[str, str], *, adopt: bool
 ) -> None:
-    """Create the schema in an empty database, or (``adopt``) run its replaceable statements
-    again in a pre-release one; either way grant the reader role and record version 0100."""
+    """Create the schema in an empty database, or (``adopt``) drop what the pre-release one has
+    and the schema no longer has, then run the schema's replaceable statements again; either
+    way grant the reader role and record version 0100."""
     started = time.perf_counter()
+    statements = (tree.pre_release_drop, *tree.schema.replaceable) if adopt else tree.schema.files
     async with conn.transaction():
-        for path, text in tree.schema.replaceable if adopt else tree.schema.files:
+        for path, text in statements:
             try:
                 await conn.execute(text)
             except asyncpg.PostgresError as exc:
-                raise MigrationError(
-                    f"schema file {path} failed: {type(exc).__name__}: {exc}"
-                ) from exc
+                raise MigrationError(f"{path} failed: {type(exc).__name__}: {exc}") from exc
         await _grant_reader(conn, queries)
         elapsed = int((time.perf_counter() - started) * 1000)
         await _record(conn, queries, SCHEMA_VERSION, SCHEMA_NAME, tree.schema.checksum, elapsed)
@@ -310,10 +326,10 @@ async def apply_migrations(
                 await _apply_one(conn, migration, queries)
                 done.append(migration.version)
         if adopting:
-            # The pre-release migrations built the schema's tables, indexes, triggers and data;
-            # its functions, views and their comments are refreshed (test_schema.py), after the
-            # migrations: the schema's views may read what a migration adds. Until 0100 is
-            # recorded, a stop in between only means doing this again at the next start.
+            # The pre-release migrations built the schema's tables, indexes and data; its
+            # functions, views, triggers and their comments are refreshed (test_schema.py),
+            # after the migrations: the schema's views may read what a migration adds. Until
+            # 0100 is recorded, a stop in between only means doing this again at the next start.
             await _apply_schema(conn, tree, queries, adopt=True)
             done.insert(0, SCHEMA_VERSION)
         return done

@@ -13,17 +13,17 @@ advisory lock, and the partial unique index on current rows guards the invariant
 Parts that were not read (``None``) are left exactly as stored; so are the API resources of
 the groups listed in ``failed_groups``.
 
-What the database does on top (sql/schema/history/): ``node_history`` has statement-level
-triggers with transition tables. The ``close_nodes`` UPDATE fires ``node_change_update`` and
-``node_daily_delta_update``, and the COPY of new node versions fires ``node_change_insert`` and
-``node_daily_delta_insert`` once for the whole COPY, with every copied row in their ``new_rows``
-transition table: they keep ``node_change`` (the node-changed rows of ``changes()``) and
-``node_daily_delta`` (the daily series) exact, in this transaction. A transition table stays in
-memory up to ``work_mem`` and spills to a temporary file beyond it, which each trigger then reads
-back; each row counts at its allocation size (a ~2.2 KB node version takes 4 KB), so a first
-store of 20,000 nodes needs ~82 MB. Hence ``store_memory`` (sql/queries/store.sql) raises
-``work_mem`` to 256 MB for the store transaction only (~60,000 such versions; memory is taken
-only as rows arrive): at 64 MB the same store spilled (benchmarks/README.md, "Store").
+What the database does on top (sql/schema/history/node_history_triggers.sql): ``node_history``
+has statement-level triggers with transition tables. The ``close_nodes`` UPDATE fires
+``derive_update``, and the COPY of new node versions fires ``derive_insert`` once for the whole
+COPY, with every copied row in its ``new_rows`` transition table: their one function keeps
+``node_change`` (the node-changed rows of ``changes()``) and ``node_daily_delta`` (the daily
+series) exact, in this transaction. A transition table stays in memory up to ``work_mem`` and
+spills to a temporary file beyond it, which the trigger then reads back; each row counts at its
+allocation size (a ~2.2 KB node version takes 4 KB), so a first store of 20,000 nodes needs
+~82 MB. Hence ``store_memory`` (sql/queries/store.sql) raises ``work_mem`` to 256 MB for the
+store transaction only (~60,000 such versions; memory is taken only as rows arrive): at 64 MB
+the same store spilled (benchmarks/README.md, "Store").
 
 The rows follow the record declarations of :mod:`collector.records`: ``NODE_COLUMNS`` and
 ``API_RESOURCE_COLUMNS`` are their fields in declaration order, and

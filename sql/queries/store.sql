@@ -10,10 +10,9 @@ SELECT pg_advisory_xact_lock(hashtextextended('kubeinv.cluster:' || $1, 0));
 
 -- name: store_memory
 -- Memory for this store transaction only (see collector/store/writing.py). The statement
--- triggers on node_history (sql/schema/history/node_daily_delta.sql, node_change.sql)
--- keep every row a statement inserts in one transition table; within work_mem it stays in
--- memory, beyond it spills to a temporary file that is written once and read back by each
--- trigger. Each row is counted at its allocation size, the next power of two: a ~2.2 KB node
+-- triggers on node_history (sql/schema/history/node_history_triggers.sql) keep every row a
+-- statement inserts in one transition table; within work_mem it stays in memory, beyond it
+-- spills to a temporary file that is written once and read back by the trigger. Each row is counted at its allocation size, the next power of two: a ~2.2 KB node
 -- version takes 4 KB, so a first store of 20,000 nodes needs ~82 MB (it spilled at 64 MB: 5,197
 -- writes and 10,396 reads of 8 KB under strace). 256 MB holds ~60,000 such versions; memory is
 -- only taken as rows arrive, so small stores use little.

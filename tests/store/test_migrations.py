@@ -313,6 +313,7 @@ def test_a_built_wheel_ships_the_sql_folder(tmp_path: Path) -> None:
         assert f"collector/_sql/{path.relative_to(sql_dir()).as_posix()}" in names
     assert "collector/_sql/schema.sql" in names
     assert "collector/_sql/migrations/pre_release.sha256" in names
+    assert "collector/_sql/migrations/pre_release_drop.sql" in names
     assert "collector/_sql/queries/store.sql" in names
     probe = (
         "from collector.store.queries import sql_dir, load_queries\n"

@@ -153,30 +153,36 @@ async def test_history_tables_and_views_have_the_record_columns(pg_dsn: str) -> 
     assert set(service_history) == service_fields | HISTORY_KEYS
 
 
-_ROW = re.compile(r"\(((?:[pno]\.\w+,\s*)+[pno]\.\w+)\)")
+_FIELD_DIFF = re.compile(
+    r"CASE WHEN p\.(\w+) IS DISTINCT FROM n\.(\w+) THEN jsonb_build_object\('(\w+)', "
+    r"jsonb_build_object\('old', (to_jsonb\()?p\.(\w+)\)?, 'new', (?:to_jsonb\()?n\.(\w+)\)?\)\)"
+)
 
 
 async def test_the_sql_node_diff_compares_every_content_field(pg_dsn: str) -> None:
-    """node_change_refresh builds the node-changed detail field by field (the one SQL node
-    diff); it and node_change_after_update compare versions as row values. All of them must
-    cover exactly the record's content fields, in declaration order."""
+    """inventory.node_diff is the one SQL node diff: it covers exactly the record's content
+    fields, in declaration order, each compared, named and shown as itself (the jsonb maps as
+    they are, the others through to_jsonb). The trigger function on node_history compares
+    versions through it (pairs for node_change, an UPDATE's unchanged versions), never field by
+    field itself."""
     conn = await asyncpg.connect(pg_dsn)
     try:
-        refresh, after_update = [
+        diff, trigger = [
             await conn.fetchval(f"SELECT pg_get_functiondef('inventory.{f}'::regprocedure)")
             for f in (
-                "node_change_refresh(text[], text[], timestamptz[])",
-                "node_change_after_update()",
+                "node_diff(inventory.node_history, inventory.node_history)",
+                "node_history_derive()",
             )
         ]
     finally:
         await conn.close()
-    detail = re.findall(r"jsonb_build_object\('(\w+)', jsonb_build_object\('old'", refresh)
-    # created_at's JSON text depends on the reader's TimeZone: kept aside, added when read.
-    assert detail == [f for f in NODE_CONTENT if f != "created_at"]
-    scalars = [f for f in NODE_CONTENT if f not in JSON_MAPS]
-    rows = [_ROW.findall(text) for text in (refresh, after_update)]
-    assert all(rows)
-    for found in (*rows[0], *rows[1]):
-        fields = [part.strip().split(".", 1)[1] for part in found.split(",")]
-        assert fields in (NODE_CONTENT, scalars), fields
+    text = " ".join(diff.split())
+    found = _FIELD_DIFF.findall(text)
+    assert [f[0] for f in found] == NODE_CONTENT
+    assert text.count("CASE WHEN") == len(NODE_CONTENT)
+    for compared, compared_too, named, wrapped, old, new in found:
+        assert compared == compared_too == named == old == new
+        assert bool(wrapped) == (compared not in JSON_MAPS), compared
+    assert "inventory.node_diff(p, n)" in trigger
+    assert "inventory.node_diff(o::inventory.node_history," in trigger
+    assert ".kubelet_version" not in trigger

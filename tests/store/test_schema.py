@@ -2,15 +2,16 @@
 
 A database created from the schema must equal one created by the pre-release migrations
 (tests/fixtures/pre_release_migrations.tar.gz, applied the way the old runner applied them) and
-then brought up by the runner (adopted: the schema's functions, views and their comments run
-again; plus every migration of sql/migrations/). "Equal" is a
-catalog dump of schema ``inventory``: relations, columns, constraints, indexes, views,
-functions, triggers, comments, privileges, and the reference data.
+then brought up by the runner (adopted: what the schema no longer has is dropped, the schema's
+functions, views, triggers and their comments run again; plus every migration of
+sql/migrations/). "Equal" is a catalog dump of schema ``inventory``: relations, columns,
+constraints, indexes, views, functions, triggers, comments, privileges, and the reference data.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 import tarfile
@@ -28,6 +29,10 @@ from collector.store.migrating import (
     load_sql_tree,
 )
 from collector.store.queries import load_queries, sql_dir
+from tests.analytics.history import FleetHistory
+from tests.analytics.scenario import build_fleet
+from tests.analytics.test_daily_summary import assert_summary_exact
+from tests.analytics.test_node_change import assert_node_change_exact
 
 PRE_RELEASE_ARCHIVE = (
     Path(__file__).resolve().parents[1] / "fixtures" / "pre_release_migrations.tar.gz"
@@ -177,7 +182,7 @@ async def test_the_schema_equals_the_pre_release_migrations(pg_dsn: str, pg_empt
 
     from_schema, from_migrations = await catalog(pg_dsn), await catalog(pg_empty_dsn)
     assert {r[0] for r in from_schema["relations"]} >= {"node_history", "node_change"}
-    assert len(from_schema["functions"]) > 20 and len(from_schema["triggers"]) == 8
+    assert len(from_schema["functions"]) > 20 and len(from_schema["triggers"]) == 4
     assert len(from_schema["data:kubernetes_release"]) > 30
     for section in from_schema:
         assert from_schema[section] == from_migrations[section], section
@@ -217,17 +222,65 @@ async def test_adoption_gives_back_the_schema_s_functions_and_views(
     assert adopted["views"] == from_schema["views"]
 
 
+async def test_an_adopted_database_keeps_the_derived_tables_of_node_history(
+    pg_empty_dsn: str,
+) -> None:
+    """Adoption replaces the pre-release statement triggers on node_history (two sets of four,
+    each with its own functions) by the schema's: the store's writes, and direct ones, then keep
+    node_change and node_daily_delta exact, each row counted once."""
+    await build_pre_release(pg_empty_dsn)
+    store = await open_store(pg_empty_dsn, max_size=2)
+    try:
+        await store.migrate()
+        await build_fleet(FleetHistory(store))
+    finally:
+        await store.close()
+    conn = await asyncpg.connect(pg_empty_dsn)
+    try:
+        await conn.set_type_codec(
+            "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+        await conn.execute("SET kubeinv.now = '2027-01-01 00:00+00'")
+        changed = await assert_node_change_exact(conn)
+        assert [(r["node_uid"], sorted(r["detail"])) for r in changed] == [
+            ("a1-uid", ["kubelet_version"]),
+            ("a2-uid", ["labels", "unschedulable"]),
+        ]
+        await assert_summary_exact(conn)
+        # an UPDATE of a version's content, a DELETE, an INSERT of it back
+        await conn.execute(
+            "UPDATE inventory.node_history SET zone = 'zone-z', cpu_capacity_millicores = 1"
+            " WHERE node_uid = 'a1-uid' AND valid_to IS NULL"
+        )
+        await conn.execute(
+            "CREATE TEMP TABLE gone AS SELECT * FROM inventory.node_history"
+            " WHERE node_uid = 'a2-uid' AND valid_to IS NULL"
+        )
+        await conn.execute("DELETE FROM inventory.node_history WHERE node_uid = 'a2-uid'")
+        await conn.execute("INSERT INTO inventory.node_history SELECT * FROM gone")
+        changed = await assert_node_change_exact(conn)
+        assert [(r["node_uid"], sorted(r["detail"])) for r in changed] == [
+            ("a1-uid", ["cpu_capacity_millicores", "kubelet_version", "zone"]),
+        ]
+        await assert_summary_exact(conn)
+    finally:
+        await conn.close()
+
+
 def test_adoption_runs_only_the_replaceable_statements() -> None:
     schema = load_schema()
     heads = [
-        re.match(r"(CREATE OR REPLACE|COMMENT ON) (FUNCTION|VIEW) ", " ".join(s.split()))
+        re.match(r"(CREATE OR REPLACE|COMMENT ON) (FUNCTION|VIEW|TRIGGER) ", " ".join(s.split()))
         for _, s in schema.replaceable
     ]
     assert all(heads)
     assert {h.groups() for h in heads if h} == {
-        (verb, kind)
-        for verb in ("CREATE OR REPLACE", "COMMENT ON")
-        for kind in ("FUNCTION", "VIEW")
+        *(
+            (verb, kind)
+            for verb in ("CREATE OR REPLACE", "COMMENT ON")
+            for kind in ("FUNCTION", "VIEW")
+        ),
+        ("CREATE OR REPLACE", "TRIGGER"),
     }
     defined = sum(len(_OR_REPLACE.findall(text)) for _, text in schema.files)
     assert sum(1 for h in heads if h and h[1] == "CREATE OR REPLACE") == defined > 30
@@ -283,7 +336,7 @@ _CREATE = re.compile(
     r"TRIGGER|SCHEMA|SEQUENCE|TYPE|ROLE)\s+(?:IF NOT EXISTS\s+)?([\w.]+)",
     re.MULTILINE | re.IGNORECASE,
 )
-# What an adopted database runs again must be written so: functions and views, nothing else.
+# What an adopted database runs again must be written so: functions, views and triggers.
 _OR_REPLACE = re.compile(r"^\s*CREATE\s+OR\s+REPLACE\s+(\w+)", re.MULTILINE | re.IGNORECASE)
 
 
@@ -300,8 +353,8 @@ def test_each_schema_object_is_defined_once_and_every_file_is_listed() -> None:
             text,
             re.IGNORECASE | re.MULTILINE,
         ), path
-        assert {k.upper() for k in _OR_REPLACE.findall(text)} <= {"FUNCTION", "VIEW"}, path
-        assert not re.search(r"^\s*CREATE\s+(FUNCTION|VIEW)\b", text, re.I | re.M), path
+        assert {k.upper() for k in _OR_REPLACE.findall(text)} <= {"FUNCTION", "VIEW", "TRIGGER"}
+        assert not re.search(r"^\s*CREATE\s+(FUNCTION|VIEW|TRIGGER)\b", text, re.I | re.M), path
         for kind, name in _CREATE.findall(text):
             where.setdefault((kind.upper(), name.lower()), []).append(path.name)
     twice = {key: files for key, files in where.items() if len(files) > 1}

@@ -5,7 +5,8 @@
 -- How it stays fast (200 clusters x 50 nodes x 90 days of daily changes; benchmarks/README.md,
 -- "Report queries"):
 -- * node-changed rows are read from inventory.node_change, kept at write time by triggers
---   (sql/schema/history/node_change.sql): one range scan of its (at, ...) index.
+--   (sql/schema/history/node_change.sql, node_history_triggers.sql): one range scan of its
+--   (at, ...) index.
 -- * node-added and node-removed come from the window's node versions, paired by their keys
 --   alone from the covering indexes node_history_valid_from_keys_idx and
 --   node_history_valid_to_keys_idx (index-only); only the unpaired versions are read whole, by

@@ -4,9 +4,9 @@
 -- (valid_to = now) and one INSERT of the new ones, at the same instant. Its columns are the
 -- fields of collector.records.NodeRecord (tests/store/test_record_declaration.py checks it).
 --
--- Statement triggers keep two derived tables in step with it, in the writing transaction:
--- node_daily_delta.sql (the daily series) and node_change.sql (the node-changed rows of
--- changes()).
+-- Statement triggers (node_history_triggers.sql) keep two derived tables in step with it, in
+-- the writing transaction: node_daily_delta.sql (the daily series) and node_change.sql (the
+-- node-changed rows of changes()).
 
 CREATE TABLE inventory.node_history (
     cluster_id                        text NOT NULL,

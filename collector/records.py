@@ -66,6 +66,10 @@ class NodeCondition(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 class NodeRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One node, normalized. Normalizing leaves out, with a problem, an integer field
+    (capacities in millicores, bytes or units) that a PostgreSQL bigint cannot hold; the store
+    checks them again for records made elsewhere (store/writing.py node_row)."""
+
     node_uid: str
     name: str
     created_at: datetime | None = None

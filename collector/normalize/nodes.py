@@ -337,6 +337,9 @@ def _resource_block(
         for resource in GPU_RESOURCES:
             if resource in cap_raw:
                 gpu += _derived(cap_raw, resource, to_integer) or 0
+        if gpu > _INT64_MAX:
+            problems.append("status.capacity: the GPUs add up to more than a bigint holds")
+            gpu = None
     resources = _Resources(
         capacity=capacity,
         allocatable=allocatable,

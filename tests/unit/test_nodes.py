@@ -421,6 +421,9 @@ def test_hostile_fields_never_crash(mutations: list[tuple[tuple[Any, ...], Any]]
         msgspec.json.encode(node)  # always serializable (no inf, no huge ints)
         for number in (*node.capacity.values(), *node.allocatable.values()):
             assert abs(number) < 2**63
+        for name, value in msgspec.structs.asdict(node).items():
+            if isinstance(value, int) and not isinstance(value, bool):
+                assert -(2**63) <= value < 2**63, name  # NodeRecord: every integer is a bigint
     assert len(page.nodes) + len(page.problems) == 2
 
 
@@ -445,3 +448,31 @@ def test_the_resource_fields_are_node_record_fields_of_the_same_type() -> None:
     resources = {f.name: f.type for f in msgspec.structs.fields(_Resources)}
     assert resources
     assert {name: record.get(name) for name in resources} == resources
+
+
+def test_gpus_that_add_up_beyond_a_bigint_are_left_out_with_a_problem() -> None:
+    doc = copy.deepcopy(BASE)
+    largest = str(2**63 - 1)
+    doc["items"][0]["status"]["capacity"].update({"nvidia.com/gpu": largest, "amd.com/gpu": "2"})
+    node = decode_node_page(json.dumps(doc).encode()).nodes[0]
+    assert node.gpu_capacity is None
+    assert node.capacity["nvidia.com/gpu"] == 2**63 - 1  # each quantity is kept in the map
+    assert "status.capacity: the GPUs add up to more than a bigint holds" in node.problems
+
+
+@pytest.mark.parametrize("where", ["capacity", "allocatable"])
+@pytest.mark.parametrize("resource", ["cpu", "memory", "pods", "ephemeral-storage", "amd.com/gpu"])
+@pytest.mark.parametrize("quantity", [str(2**63 - 1), str(2**63), "8Ei", "9223372036854775807k"])
+def test_every_integer_of_a_node_record_is_a_bigint(
+    where: str, resource: str, quantity: str
+) -> None:
+    # The store writes them into bigint columns as they are (store/writing.py node_row).
+    doc = copy.deepcopy(BASE)
+    doc["items"][0]["status"][where][resource] = quantity
+    node = decode_node_page(json.dumps(doc).encode()).nodes[0]
+    integers = {
+        name: value
+        for name, value in msgspec.structs.asdict(node).items()
+        if isinstance(value, int) and not isinstance(value, bool)
+    }
+    assert all(-(2**63) <= value < 2**63 for value in integers.values()), integers

@@ -57,6 +57,8 @@ from collector.store.writing import Connection
 
 # 'kubeinv' in ASCII: the advisory lock key of the migrations runner.
 MIGRATION_LOCK_KEY = 0x6B75_6265_696E_76
+# The oldest PostgreSQL the schema runs on: it writes its triggers CREATE OR REPLACE (14).
+MINIMUM_SERVER_MAJOR = 14
 SCHEMA_VERSION = "0100"
 SCHEMA_NAME = "schema"
 SCHEMA_INDEX = "schema.sql"
@@ -204,6 +206,15 @@ def _spans(versions: list[str]) -> str:
     return ", ".join(versions) if len(versions) <= 4 else f"{versions[0]}...{versions[-1]}"
 
 
+def check_server(major: int, text: str) -> None:
+    """Refuse a server older than the schema needs (``text``: its version, as it says it)."""
+    if major < MINIMUM_SERVER_MAJOR:
+        raise MigrationError(
+            f"PostgreSQL {text} is too old: kubeinv needs PostgreSQL {MINIMUM_SERVER_MAJOR} or "
+            "newer (unset the database URL to use the embedded PostgreSQL)"
+        )
+
+
 def check_pre_release(applied: Mapping[str, asyncpg.Record], tree: SqlTree) -> None:
     """Raise unless the pre-release migrations ``applied`` are all of them, unedited."""
     missing = sorted(set(tree.pre_release) - set(applied))
@@ -305,6 +316,8 @@ async def apply_migrations(
     conn: Connection, tree: SqlTree, queries: Mapping[str, str]
 ) -> list[str]:
     """Bring the database to ``tree``'s schema; return the versions recorded now (in order)."""
+    server = conn.get_server_version()
+    check_server(server.major, f"{server.major}.{server.minor}")
     await conn.execute(queries["lock_migrations"], MIGRATION_LOCK_KEY)
     try:
         await conn.execute(queries["create_migration_table"])

@@ -14,9 +14,15 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from collector.errors import MigrationChecksumError, MigrationError
+from collector.errors import DatabaseRefusedError, MigrationChecksumError, MigrationError
 from collector.store import open_store
-from collector.store.migrating import MIGRATION_LOCK_KEY, SCHEMA_VERSION, load_sql_tree
+from collector.store.migrating import (
+    MIGRATION_LOCK_KEY,
+    MINIMUM_SERVER_MAJOR,
+    SCHEMA_VERSION,
+    check_server,
+    load_sql_tree,
+)
 from collector.store.queries import parse_queries, sql_dir
 
 # README, "SQL: schema inventory": the public names and their listed columns.
@@ -334,3 +340,9 @@ def test_a_built_wheel_ships_the_sql_folder(tmp_path: Path) -> None:
         timeout=60, check=True,
     ).stdout.split()  # fmt: skip
     assert out == [str(site / "collector" / "_sql"), tree.schema.checksum, "True"]
+
+
+def test_a_server_older_than_the_schema_needs_is_refused_by_name() -> None:
+    check_server(MINIMUM_SERVER_MAJOR, f"{MINIMUM_SERVER_MAJOR}.0")  # accepted
+    with pytest.raises(DatabaseRefusedError, match=r"PostgreSQL 13\.16 is too old: .* 14 or newer"):
+        check_server(13, "13.16")

@@ -26,13 +26,14 @@ store transaction only (~60,000 such versions; memory is taken only as rows arri
 the same store spilled (benchmarks/README.md, "Store").
 
 The rows follow the record declarations of :mod:`collector.records`: ``NODE_COLUMNS`` and
-``API_RESOURCE_COLUMNS`` are their fields in declaration order, and
+``API_RESOURCE_COLUMNS`` are their fields (a node's in the order ``node_row`` writes them), and
 tests/store/test_record_declaration.py checks that the row tuples, the history tables, the views
 and the SQL node diff agree with them.
 """
 
 from __future__ import annotations
 
+import operator
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -67,12 +68,34 @@ R = TypeVar("R")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _json = msgspec.json.Encoder()
 
-# Column order of the rows written into the history tables: the record's fields, in the order
-# collector.records declares them, between the history keys. node_row and api_resource_row
-# spell the same order out (a generic per-field loop would cost the write path ~10%; even the
-# bigint fields alone, read by one operator.attrgetter and checked in one comprehension, made
-# node_row ~8% slower than its eight _int64 calls).
-NODE_COLUMNS = ("cluster_id", "valid_from", *NodeRecord.__struct_fields__, "first_seen_at")
+# Column order of the rows written into the history tables: the record's fields between the
+# history keys. node_row and api_resource_row write them in this order (a generic per-field loop
+# would cost the write path ~10%; even the bigint fields alone, read by one operator.attrgetter
+# and checked in one comprehension, made node_row ~8% slower than its eight _int64 calls).
+# A node's fields that are written as they are come first, in declaration order, read by one
+# attrgetter; then those node_row converts, in the order it writes them: the addresses into
+# binary inet, the integers checked against bigint, the maps and lists into JSON, and the
+# collector's own problems and content hash. The COPY names its columns: their order is not
+# the table's.
+_NODE_ADDRESSES = ("internal_ip", "external_ip")
+_NODE_BIGINTS = tuple(f.name for f in msgspec.structs.fields(NodeRecord) if f.type == int | None)
+_NODE_JSON = ("capacity", "allocatable", "labels", "taints", "conditions")
+_NODE_CONVERTED = (*_NODE_ADDRESSES, *_NODE_BIGINTS, *_NODE_JSON, "problems", "content_hash")
+_NODE_AS_THEY_ARE = tuple(
+    name
+    for name in NodeRecord.__struct_fields__
+    if name not in ("node_uid", "roles", *_NODE_CONVERTED)
+)
+_node_as_they_are = operator.attrgetter(*_NODE_AS_THEY_ARE)
+NODE_COLUMNS = (
+    "cluster_id",
+    "valid_from",
+    "node_uid",
+    "roles",
+    *_NODE_AS_THEY_ARE,
+    *_NODE_CONVERTED,
+    "first_seen_at",
+)
 API_RESOURCE_COLUMNS = ("cluster_id", "valid_from", *ApiResourceRecord.__struct_fields__)
 VERSION_COLUMNS = ("cluster_id", *VersionRecord.__struct_fields__, "valid_from")
 
@@ -153,28 +176,14 @@ def node_row(
     cluster_id: str, valid_from: datetime, record: NodeRecord, first_seen_at: datetime
 ) -> tuple[Any, ...]:
     problems = list(record.problems)
-    row = (
+    return (
         cluster_id,
         valid_from,
         node_key(record),
-        record.name,
-        record.created_at,
         list(record.roles),
-        record.ready,
-        record.unschedulable,
-        record.kubelet_version,
-        record.container_runtime_version,
-        record.os_image,
-        record.kernel_version,
-        record.architecture,
-        record.operating_system,
+        *_node_as_they_are(record),
         _inet(record.internal_ip, "internal_ip", problems),
         _inet(record.external_ip, "external_ip", problems),
-        record.provider_id,
-        record.cloud_provider,
-        record.region,
-        record.zone,
-        record.instance_type,
         _int64(record.cpu_capacity_millicores, "cpu_capacity_millicores", problems),
         _int64(record.memory_capacity_bytes, "memory_capacity_bytes", problems),
         _int64(record.pods_capacity, "pods_capacity", problems),
@@ -194,7 +203,6 @@ def node_row(
         _hash(record),
         first_seen_at,
     )
-    return row
 
 
 def version_args(

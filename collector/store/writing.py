@@ -76,7 +76,8 @@ _json = msgspec.json.Encoder()
 # attrgetter; then those node_row converts, in the order it writes them: the addresses into
 # binary inet, the integers checked against bigint, the maps and lists into JSON, and the
 # collector's own problems and content hash. The COPY names its columns: their order is not
-# the table's.
+# the table's. The attrgetter costs node_row ~5% against spelling the fields out (31
+# interleaved rounds over 20,000 nodes: paired median ratios 1.01-1.07), ~0.5% of a first store.
 _NODE_ADDRESSES = ("internal_ip", "external_ip")
 _NODE_BIGINTS = tuple(f.name for f in msgspec.structs.fields(NodeRecord) if f.type == int | None)
 _NODE_JSON = ("capacity", "allocatable", "labels", "taints", "conditions")

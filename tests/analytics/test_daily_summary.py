@@ -1,5 +1,5 @@
-"""The daily series read a per-day summary kept by triggers
-(sql/schema/history/node_daily_delta.sql).
+"""The daily series read a per-day summary (sql/schema/history/node_daily_delta.sql) kept by
+the triggers on node_history (sql/schema/history/node_history_triggers.sql).
 
 These tests check that summary against the history it summarizes, on real PostgreSQL: after the
 store's own writes, after direct INSERT / UPDATE / DELETE / TRUNCATE, and that the series built
